@@ -1,0 +1,130 @@
+//! Turning the JSON of one posted event into a [`NewEvent`].
+//!
+//! Each field is taken raw and checked on its own, so an error names the
+//! field and says what it should be. `data` is never decoded and
+//! re-encoded: its bytes go into the wire body exactly as sent.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+
+use super::error::ApiError;
+use crate::catalog::TEST_EVENT;
+use crate::config::Settings;
+use crate::event::{check_event_id, format_received_at, generate_event_id, normalize_created_at, wire_body};
+use crate::store::NewEvent;
+
+/// The posted fields, still raw JSON.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fields<'a> {
+    #[serde(borrow)]
+    event: Option<&'a RawValue>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    created_at: Option<&'a RawValue>,
+}
+
+/// What one request shares between its events.
+pub struct Context<'a> {
+    pub settings: &'a Settings,
+    pub now: OffsetDateTime,
+    pub traceparent: Option<&'a str>,
+}
+
+/// Parses a single event posted as the whole body.
+pub fn parse_event(json: &str, context: &Context<'_>) -> Result<NewEvent, ApiError> {
+    let fields: Fields<'_> = serde_json::from_str(json).map_err(json_error)?;
+    build(fields, context)
+}
+
+/// Parses one item of a batch; its errors carry the item's index.
+pub fn parse_batch_item(item: &RawValue, index: usize, context: &Context<'_>) -> Result<NewEvent, ApiError> {
+    let fields: Fields<'_> = serde_json::from_str(item.get())
+        .map_err(|error| ApiError::invalid_field(format!("events[{index}]: {error}")).at(index))?;
+    build(fields, context).map_err(|error| error.at(index))
+}
+
+/// A JSON error as the API reports it: malformed JSON, or well-formed JSON
+/// of the wrong shape.
+pub fn json_error(error: serde_json::Error) -> ApiError {
+    match error.classify() {
+        serde_json::error::Category::Data => ApiError::invalid_field(error.to_string()),
+        _ => ApiError::invalid_json(error.to_string()),
+    }
+}
+
+fn build(fields: Fields<'_>, context: &Context<'_>) -> Result<NewEvent, ApiError> {
+    let event = required_string(fields.event, "event")?;
+    if event == TEST_EVENT {
+        return Err(ApiError::unknown_event(format!(
+            "`{TEST_EVENT}` is reserved for test pings from the admin API"
+        )));
+    }
+    if !context.settings.catalog.contains(&event) {
+        return Err(ApiError::unknown_event(format!(
+            "`{event}` is not in the event catalog (the `events` key of the config)"
+        )));
+    }
+    let data = fields
+        .data
+        .ok_or_else(|| ApiError::invalid_field("`data` is required"))?
+        .get();
+    if !data.starts_with('{') {
+        return Err(ApiError::invalid_field("`data` must be a JSON object"));
+    }
+    let (id, id_generated) = match fields.id {
+        Some(raw) => {
+            let id = string_field(raw, "id")?;
+            check_event_id(&id).map_err(|reason| ApiError::invalid_field(format!("`id` {reason}")))?;
+            (id, false)
+        }
+        None => (generate_event_id(context.now), true),
+    };
+    let (created_at, created_at_given) = match fields.created_at {
+        Some(raw) => {
+            let text = string_field(raw, "created_at")?;
+            let (_, normalized) =
+                normalize_created_at(&text).map_err(|reason| ApiError::invalid_field(format!("`created_at` {reason}")))?;
+            (normalized, true)
+        }
+        None => (format_received_at(context.now), false),
+    };
+    let (body, data_range) = wire_body(&id, &event, &created_at, data);
+    let endpoints = context
+        .settings
+        .endpoints
+        .iter()
+        .filter(|endpoint| endpoint.subscribes_to(&event))
+        .map(|endpoint| endpoint.id.clone())
+        .collect();
+    Ok(NewEvent {
+        id,
+        id_generated,
+        event,
+        created_at,
+        created_at_given,
+        body,
+        data: data_range,
+        traceparent: context.traceparent.map(str::to_owned),
+        endpoints,
+        received_at: unix_millis(context.now),
+    })
+}
+
+fn required_string(raw: Option<&RawValue>, name: &str) -> Result<String, ApiError> {
+    let raw = raw.ok_or_else(|| ApiError::invalid_field(format!("`{name}` is required")))?;
+    string_field(raw, name)
+}
+
+fn string_field(raw: &RawValue, name: &str) -> Result<String, ApiError> {
+    serde_json::from_str(raw.get()).map_err(|_| ApiError::invalid_field(format!("`{name}` must be a string")))
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_millis(moment: OffsetDateTime) -> u64 {
+    u64::try_from(moment.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}

@@ -1,0 +1,32 @@
+//! The HTTP APIs: ingest (for the platform app) and admin (for operators),
+//! on separate listeners, with errors in one JSON shape ([`error`]).
+
+pub mod admin;
+pub mod error;
+mod event_request;
+pub mod ingest;
+mod json_body;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::store::Store;
+
+pub use event_request::unix_millis;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// The current config; a reload publishes a new one.
+    pub settings: watch::Receiver<Arc<Settings>>,
+}
+
+impl AppState {
+    /// The config in force now; a request keeps using the one it started with.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.borrow().clone()
+    }
+}

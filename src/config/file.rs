@@ -1,0 +1,171 @@
+//! The configuration as written: the serde shape of `hookd.toml`.
+//!
+//! These structs mirror the file key for key and refuse unknown keys, so a
+//! typo is an error rather than a silent default. Values stay as the operator
+//! wrote them (durations as strings, URLs as text); [`super::settings`] turns
+//! them into checked, typed values. `check-config` and `GET /v1/config` print
+//! this shape back, with [`ConfigFile::redacted`] hiding every secret.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What `check-config` prints in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub events: Vec<String>,
+    pub ingest: IngestFile,
+    pub admin: AdminFile,
+    pub storage: StorageFile,
+    pub delivery: DeliveryFile,
+    pub telemetry: TelemetryFile,
+    pub endpoints: Vec<EndpointFile>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestFile {
+    pub listen: String,
+    pub max_body_bytes: u64,
+    pub max_batch_events: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    pub listen: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageFile {
+    pub path: String,
+    pub retention: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryFile {
+    pub timeout: String,
+    pub concurrency: u64,
+    pub endpoint_concurrency: u64,
+    pub retry_schedule: Vec<String>,
+    pub retry_jitter: f64,
+    pub allow_private_networks: bool,
+    pub allowed_networks: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    pub shutdown_grace: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryFile {
+    pub log_format: String,
+    pub log_level: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    pub otlp_protocol: String,
+    pub service_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointFile {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<String>,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_signatures")]
+    pub signatures: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_secrets: Vec<PreviousSecretFile>,
+}
+
+/// A secret being rotated out: still signed with until `until`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousSecretFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<String>,
+    pub until: String,
+}
+
+/// Where one secret comes from, as written: inline, by environment variable
+/// or by file. Validation insists on exactly one.
+#[derive(Debug, Clone, Copy)]
+pub struct SecretSource<'a> {
+    pub inline: Option<&'a str>,
+    pub env: Option<&'a str>,
+    pub file: Option<&'a str>,
+}
+
+impl EndpointFile {
+    pub fn secret_source(&self) -> SecretSource<'_> {
+        SecretSource {
+            inline: self.secret.as_deref(),
+            env: self.secret_env.as_deref(),
+            file: self.secret_file.as_deref(),
+        }
+    }
+}
+
+impl PreviousSecretFile {
+    pub fn secret_source(&self) -> SecretSource<'_> {
+        SecretSource {
+            inline: self.secret.as_deref(),
+            env: self.secret_env.as_deref(),
+            file: self.secret_file.as_deref(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_signatures() -> Vec<String> {
+    vec!["hex".to_owned()]
+}
+
+impl ConfigFile {
+    /// The same configuration with every secret value replaced by
+    /// [`REDACTED`]. Variable names and file paths stay: they are not secret.
+    pub fn redacted(&self) -> ConfigFile {
+        let mut copy = self.clone();
+        if copy.admin.token.is_some() {
+            copy.admin.token = Some(REDACTED.to_owned());
+        }
+        for endpoint in &mut copy.endpoints {
+            redact(&mut endpoint.secret);
+            for previous in &mut endpoint.previous_secrets {
+                redact(&mut previous.secret);
+            }
+        }
+        copy
+    }
+}
+
+fn redact(secret: &mut Option<String>) {
+    if secret.is_some() {
+        *secret = Some(REDACTED.to_owned());
+    }
+}

@@ -1,0 +1,132 @@
+//! Configuration: built-in defaults, then the operator's file, then `HOOKD_`
+//! environment variables, merged with figment and checked into [`Settings`].
+//!
+//! Loading ([`load`], [`layers`]) is kept apart from checking
+//! ([`Settings::from_file`]), so tests can check a config without files or
+//! environment. Every problem is reported as `SOURCE: KEY: REASON`, where
+//! SOURCE is the file path, `env HOOKD_...` or `defaults`.
+
+mod duration;
+mod endpoint;
+mod file;
+mod problems;
+mod secret;
+mod settings;
+
+use std::path::Path;
+
+use figment::providers::{Env, Format, Toml, Yaml};
+use figment::{Figment, Metadata, Source};
+
+pub use duration::parse_duration;
+pub use endpoint::Endpoint;
+pub use file::{ConfigFile, REDACTED};
+pub use problems::{ConfigError, ConfigErrors};
+pub use secret::Secret;
+pub use settings::{
+    AdminSettings, DeliverySettings, IngestSettings, LogFormat, OtlpProtocol, Settings, StorageSettings,
+    TelemetrySettings,
+};
+
+/// The commented defaults, merged under everything else.
+pub const DEFAULTS: &str = include_str!("defaults.toml");
+/// Environment variables with this prefix override config keys, with `__`
+/// between nested keys: `HOOKD_DELIVERY__TIMEOUT=5s`.
+pub const ENV_PREFIX: &str = "HOOKD_";
+/// The config file when neither `--config` nor `HOOKD_CONFIG` names one.
+pub const DEFAULT_CONFIG_PATH: &str = "config/hookd.toml";
+/// `HOOKD_` variables the CLI reads itself; they are not config keys.
+const CLI_VARIABLES: [&str; 3] = ["CONFIG", "ADMIN_URL", "ADMIN_TOKEN"];
+/// Where an error about a whole file (not one key) is filed.
+const WHOLE_FILE: &str = "(file)";
+
+/// Loads `path` over the defaults, then the environment, and checks it.
+pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
+    if let Err(error) = std::fs::metadata(path) {
+        return Err(ConfigErrors(vec![ConfigError {
+            source: path.display().to_string(),
+            key: WHOLE_FILE.to_owned(),
+            reason: format!("cannot read: {error}"),
+        }]));
+    }
+    from_figment(&layers(Some(path)))
+}
+
+/// Defaults < `file` (TOML, or YAML for `.yaml`/`.yml`) < `HOOKD_` env.
+pub fn layers(file: Option<&Path>) -> Figment {
+    let mut figment = Figment::from(Toml::string(DEFAULTS));
+    if let Some(path) = file {
+        let is_yaml = path
+            .extension()
+            .is_some_and(|extension| extension == "yaml" || extension == "yml");
+        figment = if is_yaml {
+            figment.merge(Yaml::file_exact(path))
+        } else {
+            figment.merge(Toml::file_exact(path))
+        };
+    }
+    figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&CLI_VARIABLES))
+}
+
+/// Extracts and checks the merged configuration.
+pub fn from_figment(figment: &Figment) -> Result<Settings, ConfigErrors> {
+    let locate = |key: &str| source_of(figment, key);
+    let file: ConfigFile = figment.extract().map_err(|error| {
+        ConfigErrors(
+            error
+                .into_iter()
+                .map(|error| extraction_error(figment, error))
+                .collect(),
+        )
+    })?;
+    Settings::from_file(file, &locate)
+}
+
+/// Turns one figment error into `SOURCE: KEY: REASON`.
+fn extraction_error(figment: &Figment, error: figment::Error) -> ConfigError {
+    let mut path = error.path.clone();
+    let reason = match &error.kind {
+        figment::error::Kind::UnknownField(field, _) => {
+            path.push(field.clone());
+            format!("unknown key `{field}`")
+        }
+        kind => kind.to_string(),
+    };
+    let key = path.join(".");
+    // The error's own metadata is that of the table holding the key, which
+    // may come from another layer; the key's own source is the precise one.
+    let source = match figment.find_metadata(&key) {
+        Some(metadata) if !key.is_empty() => describe(metadata, &key),
+        _ => error
+            .metadata
+            .as_ref()
+            .map_or_else(|| "defaults".to_owned(), |metadata| describe(metadata, &key)),
+    };
+    let key = if key.is_empty() { WHOLE_FILE.to_owned() } else { key };
+    ConfigError { source, key, reason }
+}
+
+/// Names the layer `key` came from.
+fn source_of(figment: &Figment, key: &str) -> String {
+    figment
+        .find_metadata(key)
+        .map_or_else(|| "defaults".to_owned(), |metadata| describe(metadata, key))
+}
+
+fn describe(metadata: &Metadata, key: &str) -> String {
+    match &metadata.source {
+        Some(Source::File(path)) => path.display().to_string(),
+        Some(Source::Code(_)) => "defaults".to_owned(),
+        _ if metadata.name.contains("environment") => {
+            format!("env {ENV_PREFIX}{}", key.replace('.', "__").to_ascii_uppercase())
+        }
+        _ => metadata.name.to_string(),
+    }
+}
+
+impl Settings {
+    /// The effective configuration as TOML, every secret `<redacted>`.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string(&self.file.redacted()).expect("the config file shape always serializes")
+    }
+}

@@ -1,0 +1,295 @@
+//! The checked configuration hookd runs on.
+//!
+//! [`Settings::from_file`] turns the file's shape into typed values and
+//! refuses the whole config on any problem, listing all of them. Nothing
+//! downstream re-checks: a zero timeout or a bad URL never gets this far.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::Uri;
+use ipnet::IpNet;
+
+use super::duration::parse_duration;
+use super::endpoint::{Endpoint, check_unique_ids};
+use super::file::ConfigFile;
+use super::problems::{ConfigErrors, Locate, Problems};
+use super::secret::Secret;
+use crate::catalog::Catalog;
+
+/// Everything hookd needs to run, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub catalog: Catalog,
+    pub ingest: IngestSettings,
+    pub admin: AdminSettings,
+    pub storage: StorageSettings,
+    pub delivery: DeliverySettings,
+    pub telemetry: TelemetrySettings,
+    pub endpoints: Vec<Endpoint>,
+    /// The configuration as written, for `check-config` and the admin API.
+    pub file: ConfigFile,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub max_batch_events: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    /// When set, the admin API wants `Authorization: Bearer <token>`.
+    pub token: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageSettings {
+    pub path: PathBuf,
+    /// Finished deliveries older than this are removed, events with them.
+    pub retention: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    pub timeout: Duration,
+    pub concurrency: usize,
+    pub endpoint_concurrency: usize,
+    pub retry_schedule: Vec<Duration>,
+    pub retry_jitter: f64,
+    pub allow_private_networks: bool,
+    pub allowed_networks: Vec<IpNet>,
+    pub ca_file: Option<PathBuf>,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    Http,
+    Grpc,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    /// A `tracing` filter: `info`, or `hookd=debug,tower=warn`.
+    pub log_level: String,
+    pub otlp_endpoint: Option<Uri>,
+    pub otlp_protocol: OtlpProtocol,
+    pub service_name: String,
+}
+
+impl Settings {
+    /// Checks `file`; `locate` names the source of a key for error messages.
+    pub fn from_file(file: ConfigFile, locate: Locate<'_>) -> Result<Settings, ConfigErrors> {
+        let mut problems = Problems::new(locate);
+        let catalog = match Catalog::new(&file.events) {
+            Ok(catalog) => Some(catalog),
+            Err(errors) => {
+                for (index, reason) in errors {
+                    problems.add(format!("events[{index}]"), reason);
+                }
+                None
+            }
+        };
+        let ingest = ingest_settings(&file, &mut problems);
+        let admin = admin_settings(&file, &mut problems);
+        let storage = storage_settings(&file, &mut problems);
+        let delivery = delivery_settings(&file, &mut problems);
+        let telemetry = telemetry_settings(&file, &mut problems);
+        check_unique_ids(&file.endpoints, &mut problems);
+        let mut endpoints = Vec::new();
+        if let Some(catalog) = &catalog {
+            for (index, endpoint) in file.endpoints.iter().enumerate() {
+                endpoints.extend(Endpoint::from_file(endpoint, index, catalog, &mut problems));
+            }
+        }
+        problems.finish()?;
+        let unchecked = "every part was checked above";
+        Ok(Settings {
+            catalog: catalog.expect(unchecked),
+            ingest: ingest.expect(unchecked),
+            admin: admin.expect(unchecked),
+            storage: storage.expect(unchecked),
+            delivery: delivery.expect(unchecked),
+            telemetry: telemetry.expect(unchecked),
+            endpoints,
+            file,
+        })
+    }
+}
+
+fn ingest_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<IngestSettings> {
+    let listen = problems.check("ingest.listen", parse_listen(&file.ingest.listen));
+    let max_body_bytes = problems.check("ingest.max_body_bytes", at_least_one(file.ingest.max_body_bytes));
+    let max_batch_events = problems.check("ingest.max_batch_events", at_least_one(file.ingest.max_batch_events));
+    Some(IngestSettings {
+        listen: listen?,
+        max_body_bytes: max_body_bytes?,
+        max_batch_events: max_batch_events?,
+    })
+}
+
+fn admin_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<AdminSettings> {
+    let listen = problems.check("admin.listen", parse_listen(&file.admin.listen));
+    let token = match file.admin.token.as_deref() {
+        Some("") => {
+            problems.add("admin.token", "must not be empty; leave it out to run without a token");
+            None
+        }
+        Some(token) => Some(Secret::new(token)),
+        None => None,
+    };
+    if let Some(address) = listen
+        && token.is_none()
+        && file.admin.token.is_none()
+        && !address.ip().is_loopback()
+    {
+        problems.add(
+            "admin.listen",
+            format!("{address} is not a loopback address: set admin.token to expose the admin API"),
+        );
+        return None;
+    }
+    Some(AdminSettings { listen: listen?, token })
+}
+
+fn storage_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<StorageSettings> {
+    if file.storage.path.is_empty() {
+        problems.add("storage.path", "must not be empty");
+    }
+    let retention = problems.check("storage.retention", positive_duration(&file.storage.retention));
+    if file.storage.path.is_empty() {
+        return None;
+    }
+    Some(StorageSettings {
+        path: PathBuf::from(&file.storage.path),
+        retention: retention?,
+    })
+}
+
+fn delivery_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<DeliverySettings> {
+    let delivery = &file.delivery;
+    let timeout = problems.check("delivery.timeout", positive_duration(&delivery.timeout));
+    let concurrency = problems.check("delivery.concurrency", at_least_one(delivery.concurrency));
+    let endpoint_concurrency = problems.check("delivery.endpoint_concurrency", at_least_one(delivery.endpoint_concurrency));
+    let mut retry_schedule = Vec::new();
+    for (n, text) in delivery.retry_schedule.iter().enumerate() {
+        retry_schedule.extend(problems.check(format!("delivery.retry_schedule[{n}]"), positive_duration(text)));
+    }
+    let jitter_ok = (0.0..1.0).contains(&delivery.retry_jitter);
+    if !jitter_ok {
+        problems.add(
+            "delivery.retry_jitter",
+            format!("{} is out of range: use a fraction from 0 (exact) up to, not including, 1", delivery.retry_jitter),
+        );
+    }
+    let mut allowed_networks = Vec::new();
+    for (n, text) in delivery.allowed_networks.iter().enumerate() {
+        allowed_networks.extend(problems.check(
+            format!("delivery.allowed_networks[{n}]"),
+            text.parse::<IpNet>()
+                .map_err(|_| format!("`{text}` is not a network in CIDR form like 10.20.0.0/16")),
+        ));
+    }
+    let ca_file = delivery.ca_file.as_deref().map(PathBuf::from);
+    if let Some(path) = &ca_file
+        && let Err(error) = std::fs::metadata(path)
+    {
+        problems.add("delivery.ca_file", format!("cannot read {}: {error}", path.display()));
+    }
+    let shutdown_grace = problems.check("delivery.shutdown_grace", parse_duration(&delivery.shutdown_grace));
+    if !jitter_ok || retry_schedule.len() != delivery.retry_schedule.len() || allowed_networks.len() != delivery.allowed_networks.len() {
+        return None;
+    }
+    Some(DeliverySettings {
+        timeout: timeout?,
+        concurrency: concurrency?,
+        endpoint_concurrency: endpoint_concurrency?,
+        retry_schedule,
+        retry_jitter: delivery.retry_jitter,
+        allow_private_networks: delivery.allow_private_networks,
+        allowed_networks,
+        ca_file,
+        shutdown_grace: shutdown_grace?,
+    })
+}
+
+fn telemetry_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<TelemetrySettings> {
+    let telemetry = &file.telemetry;
+    let log_format = match telemetry.log_format.as_str() {
+        "pretty" => Some(LogFormat::Pretty),
+        "json" => Some(LogFormat::Json),
+        other => {
+            problems.add("telemetry.log_format", format!("unknown format `{other}` (use \"pretty\" or \"json\")"));
+            None
+        }
+    };
+    let log_level = problems.check(
+        "telemetry.log_level",
+        tracing_subscriber::EnvFilter::builder()
+            .parse(&telemetry.log_level)
+            .map(|_| telemetry.log_level.clone())
+            .map_err(|error| format!("`{}` is not a log filter: {error}", telemetry.log_level)),
+    );
+    let otlp_endpoint = match telemetry.otlp_endpoint.as_deref() {
+        None => Some(None),
+        Some(text) => problems
+            .check(
+                "telemetry.otlp_endpoint",
+                text.parse::<Uri>()
+                    .ok()
+                    .filter(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some())
+                    .ok_or_else(|| format!("`{text}` is not an absolute http(s) URL")),
+            )
+            .map(Some),
+    };
+    let otlp_protocol = match telemetry.otlp_protocol.as_str() {
+        "http" => Some(OtlpProtocol::Http),
+        "grpc" => Some(OtlpProtocol::Grpc),
+        other => {
+            problems.add("telemetry.otlp_protocol", format!("unknown protocol `{other}` (use \"http\" or \"grpc\")"));
+            None
+        }
+    };
+    if telemetry.service_name.is_empty() {
+        problems.add("telemetry.service_name", "must not be empty");
+        return None;
+    }
+    Some(TelemetrySettings {
+        log_format: log_format?,
+        log_level: log_level?,
+        otlp_endpoint: otlp_endpoint?,
+        otlp_protocol: otlp_protocol?,
+        service_name: telemetry.service_name.clone(),
+    })
+}
+
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("`{text}` is not an address with a port, like 127.0.0.1:8787"))
+}
+
+fn at_least_one(value: u64) -> Result<usize, String> {
+    match usize::try_from(value) {
+        Ok(value) if value >= 1 => Ok(value),
+        _ => Err(format!("{value} is out of range: must be at least 1")),
+    }
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!("`{text}` must be longer than zero"));
+    }
+    Ok(duration)
+}

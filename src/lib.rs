@@ -1,0 +1,123 @@
+//! hookd: a sidecar that takes events from the platform app, stores them
+//! durably in RocksDB and delivers a signed copy to each subscribed
+//! endpoint.
+//!
+//! The path of an event through the modules:
+//!
+//! - [`api::ingest`] takes `POST /v1/events`, checks it against the
+//!   [`catalog`] and builds the wire body ([`event`]);
+//! - [`store`] writes the event and one delivery per subscribed endpoint in
+//!   one synced batch before the app gets its 202, and removes finished work
+//!   after `storage.retention`;
+//! - [`api::admin`] serves health to probes and operators;
+//! - [`config`] loads and checks the settings all of this runs on;
+//! - [`telemetry`] sets up logs.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod catalog;
+pub mod config;
+pub mod event;
+pub mod store;
+pub mod telemetry;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::AppState;
+use crate::config::Settings;
+use crate::store::Store;
+
+/// How often finished work older than `storage.retention` is removed.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The sockets hookd serves on; bound by the caller, so tests can use port 0.
+pub struct Listeners {
+    pub ingest: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses the settings name.
+    pub async fn bind(settings: &Settings) -> anyhow::Result<Listeners> {
+        let ingest = TcpListener::bind(settings.ingest.listen)
+            .await
+            .with_context(|| format!("cannot listen on ingest.listen {}", settings.ingest.listen))?;
+        let admin = TcpListener::bind(settings.admin.listen)
+            .await
+            .with_context(|| format!("cannot listen on admin.listen {}", settings.admin.listen))?;
+        Ok(Listeners { ingest, admin })
+    }
+}
+
+/// Runs hookd until `shutdown` completes, then stops taking requests,
+/// answers what is in progress, and closes the store.
+pub async fn run(
+    settings: Settings,
+    store: Store,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let retention = settings.storage.retention;
+    let (_settings_sender, settings) = watch::channel(Arc::new(settings));
+    let state = AppState {
+        store: store.clone(),
+        settings,
+    };
+    let ingest_address = listeners.ingest.local_addr()?;
+    let admin_address = listeners.admin.local_addr()?;
+    tracing::info!("ingest API listening on http://{ingest_address}");
+    tracing::info!("admin API listening on http://{admin_address}");
+
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let sweeper = tokio::spawn(sweep_forever(store.clone(), retention));
+    let ingest = serve(listeners.ingest, api::ingest::router(state.clone()), stopped.clone());
+    let admin = serve(listeners.admin, api::admin::router(state), stopped);
+    let (ingest, admin) = tokio::join!(ingest, admin);
+    sweeper.abort();
+    tokio::task::spawn_blocking(move || store.close()).await?;
+    tracing::info!("hookd stopped");
+    ingest.context("ingest API")?;
+    admin.context("admin API")?;
+    Ok(())
+}
+
+async fn serve(listener: TcpListener, router: axum::Router, mut stopped: watch::Receiver<bool>) -> std::io::Result<()> {
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        })
+        .await
+}
+
+/// Removes expired work now and then; a failure is logged and retried on
+/// the next round.
+async fn sweep_forever(store: Store, retention: Duration) {
+    let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        interval.tick().await;
+        let store = store.clone();
+        let now = api::unix_millis(time::OffsetDateTime::now_utc());
+        match tokio::task::spawn_blocking(move || store.sweep(now, retention_ms)).await {
+            Ok(Ok(stats)) if stats.deliveries + stats.events > 0 => {
+                tracing::info!(deliveries = stats.deliveries, events = stats.events, "removed expired work");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "retention sweep failed"),
+            Err(error) => tracing::warn!(%error, "retention sweep panicked"),
+        }
+    }
+}

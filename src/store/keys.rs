@@ -1,0 +1,143 @@
+//! Key encodings for the store's column families.
+//!
+//! Times are milliseconds since the Unix epoch as 8 big-endian bytes, so
+//! RocksDB's byte order is time order. Ids are ASCII from `[A-Za-z0-9_-.]`,
+//! never holding a NUL, so a NUL can end an id inside a longer key.
+
+/// The id of the delivery of event `event_id` to endpoint `endpoint_id`.
+/// Neither id may hold a `.`, so the pair is unambiguous and all deliveries
+/// of one event share the prefix [`deliveries_prefix`].
+pub fn delivery_id(event_id: &str, endpoint_id: &str) -> String {
+    format!("{event_id}.{endpoint_id}")
+}
+
+/// The prefix shared by the delivery ids of one event.
+pub fn deliveries_prefix(event_id: &str) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(event_id.len() + 1);
+    prefix.extend_from_slice(event_id.as_bytes());
+    prefix.push(b'.');
+    prefix
+}
+
+/// `due`, `recent` and `finished` keys: a time, then an id.
+pub fn timed(at_ms: u64, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + id.len());
+    key.extend_from_slice(&at_ms.to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The time and id of a [`timed`] key.
+pub fn split_timed(key: &[u8]) -> Option<(u64, &str)> {
+    let (time, id) = key.split_first_chunk::<8>()?;
+    Some((u64::from_be_bytes(*time), std::str::from_utf8(id).ok()?))
+}
+
+/// The first key at or after time `at_ms`, for iterator bounds.
+pub fn time_bound(at_ms: u64) -> Vec<u8> {
+    at_ms.to_be_bytes().to_vec()
+}
+
+/// What a `finished` entry retires: one delivery, or an event that had none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    Delivery,
+    Event,
+}
+
+/// `finished` keys: the time it finished, a kind byte, then the id.
+pub fn finished(at_ms: u64, kind: Finished, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9 + id.len());
+    key.extend_from_slice(&at_ms.to_be_bytes());
+    key.push(match kind {
+        Finished::Delivery => b'd',
+        Finished::Event => b'e',
+    });
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The parts of a [`finished`] key.
+pub fn split_finished(key: &[u8]) -> Option<(u64, Finished, &str)> {
+    let (time, rest) = key.split_first_chunk::<8>()?;
+    let (kind, id) = rest.split_first()?;
+    let kind = match kind {
+        b'd' => Finished::Delivery,
+        b'e' => Finished::Event,
+        _ => return None,
+    };
+    Some((u64::from_be_bytes(*time), kind, std::str::from_utf8(id).ok()?))
+}
+
+/// `attempts` keys: the delivery id, a NUL, the attempt number.
+pub fn attempt(delivery_id: &str, number: u32) -> Vec<u8> {
+    let mut key = attempts_prefix(delivery_id);
+    key.extend_from_slice(&number.to_be_bytes());
+    key
+}
+
+/// The prefix shared by the attempt keys of one delivery.
+pub fn attempts_prefix(delivery_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(delivery_id.len() + 5);
+    key.extend_from_slice(delivery_id.as_bytes());
+    key.push(0);
+    key
+}
+
+/// The smallest key greater than every key starting with `prefix`, as an
+/// exclusive iterator or range-delete bound.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // All 0xFF (never the case for our ASCII ids): no finite bound.
+    vec![u8::MAX; prefix.len() + 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn delivery_ids_of_one_event_share_a_prefix_no_other_event_has() {
+        let prefix = deliveries_prefix("evt_a");
+        assert!(delivery_id("evt_a", "crm").as_bytes().starts_with(&prefix));
+        assert!(!delivery_id("evt_ab", "crm").as_bytes().starts_with(&prefix));
+        assert!(!delivery_id("evt_", "a").as_bytes().starts_with(&prefix));
+    }
+
+    #[test]
+    fn prefix_end_bounds_the_prefix() {
+        assert_eq!(prefix_end(b"ab"), b"ac".to_vec());
+        assert_eq!(prefix_end(&[b'a', 0xFF]), b"b".to_vec());
+    }
+
+    proptest! {
+        #[test]
+        fn timed_keys_sort_by_time_then_id(a in any::<u64>(), b in any::<u64>(), x in "[a-z0-9_.-]{1,20}", y in "[a-z0-9_.-]{1,20}") {
+            let (ka, kb) = (timed(a, &x), timed(b, &y));
+            prop_assert_eq!(ka.cmp(&kb), (a, x.as_bytes()).cmp(&(b, y.as_bytes())));
+            prop_assert_eq!(split_timed(&ka), Some((a, x.as_str())));
+        }
+
+        #[test]
+        fn finished_keys_round_trip(at in any::<u64>(), id in "[A-Za-z0-9_.-]{1,40}", event in any::<bool>()) {
+            let kind = if event { Finished::Event } else { Finished::Delivery };
+            prop_assert_eq!(split_finished(&finished(at, kind, &id)), Some((at, kind, id.as_str())));
+        }
+
+        #[test]
+        fn attempt_keys_sort_by_number_within_their_delivery(id in "[A-Za-z0-9_.-]{1,40}", n in any::<u32>(), m in any::<u32>()) {
+            let prefix = attempts_prefix(&id);
+            let end = prefix_end(&prefix);
+            let key = attempt(&id, n);
+            prop_assert!(key.starts_with(&prefix) && key < end);
+            prop_assert_eq!(key.cmp(&attempt(&id, m)), n.cmp(&m));
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The durable store: RocksDB holding events, their deliveries and the
+//! indexes the scheduler and the admin API read.
+//!
+//! # Key layout
+//!
+//! | column family | key | value |
+//! |---|---|---|
+//! | `default` | `schema_version` | `1` |
+//! | `events` | event id | [`EventRecord`]: metadata, then the wire body |
+//! | `deliveries` | `{event_id}.{endpoint_id}` | [`DeliveryRecord`] |
+//! | `attempts` | delivery id, NUL, attempt number (u32 BE) | attempt record |
+//! | `due` | next attempt time (ms, u64 BE), delivery id | empty |
+//! | `recent` | creation time (ms, u64 BE), delivery id | empty |
+//! | `finished` | finish time (ms, u64 BE), `d` or `e`, id | empty |
+//!
+//! # Invariants
+//!
+//! - An event and all its deliveries and index entries are written in one
+//!   atomic `WriteBatch` with the write-ahead log synced before ingest
+//!   answers: an acknowledged event is never partly stored.
+//! - A pending delivery has exactly one `due` entry, at its
+//!   `next_attempt_at`; a finished one has none, and one `finished` entry.
+//! - Every delivery has one `recent` entry, at its `created_at`.
+//! - An event with no deliveries has a `finished` entry of kind `e` from
+//!   the moment it is stored, so retention removes it too.
+//! - Only the writer thread ([`writer`]) adds events, so the check for an
+//!   existing id and the write that follows cannot race.
+//!
+//! # Recovery
+//!
+//! RocksDB replays its write-ahead log on open (point-in-time recovery: a
+//! torn tail from a crash mid-write is dropped, and with it only writes
+//! that were never acknowledged). There is no separate "in flight" state to
+//! repair: a delivery stays in `due` until its attempt's outcome is
+//! recorded, so one in flight at a crash is simply due again.
+//!
+//! # Growth
+//!
+//! [`retention`] removes finished deliveries and their events once they are
+//! older than `storage.retention`, then compacts the swept key ranges so the
+//! `due` and `finished` scans do not wade through tombstones.
+
+mod keys;
+mod records;
+mod retention;
+mod writer;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rocksdb::{ColumnFamilyDescriptor, DB, DBRecoveryMode, Direction, IteratorMode, Options, ReadOptions};
+
+pub use keys::delivery_id;
+pub use records::{DeliveryRecord, DeliveryStatus, EventMeta, EventRecord};
+pub use retention::SweepStats;
+pub use writer::{IngestError, IngestOutcome, NewEvent, WriteStats};
+
+const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
+const SCHEMA_VERSION: &[u8] = b"1";
+
+/// Column family names.
+mod cf {
+    pub const EVENTS: &str = "events";
+    pub const DELIVERIES: &str = "deliveries";
+    pub const ATTEMPTS: &str = "attempts";
+    pub const DUE: &str = "due";
+    pub const RECENT: &str = "recent";
+    pub const FINISHED: &str = "finished";
+    pub const ALL: [&str; 6] = [EVENTS, DELIVERIES, ATTEMPTS, DUE, RECENT, FINISHED];
+}
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("RocksDB: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    #[error("the store is closed")]
+    Closed,
+    #[error("{0}")]
+    Incompatible(String),
+}
+
+/// A handle to the open store; clones share it.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<DB>,
+    writer: Arc<Mutex<Option<writer::Writer>>>,
+    counters: Arc<writer::Counters>,
+}
+
+/// Entry counts per column family, from full scans: for tests and
+/// diagnostics, not for hot paths.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub events: usize,
+    pub deliveries: usize,
+    pub attempts: usize,
+    pub due: usize,
+    pub recent: usize,
+    pub finished: usize,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` and starts its writer.
+    pub fn open(path: &Path) -> Result<Store, Error> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        // A torn write at the WAL's tail (a crash mid-write) is dropped;
+        // everything synced before it is kept.
+        options.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
+        options.set_max_background_jobs(2);
+        options.set_keep_log_file_num(5);
+        options.set_max_log_file_size(8 << 20);
+        options.set_write_buffer_size(16 << 20);
+        let descriptors = cf::ALL.iter().map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name)));
+        let db = DB::open_cf_descriptors(&options, path, descriptors)?;
+        check_schema(&db)?;
+        let db = Arc::new(db);
+        let counters = Arc::new(writer::Counters::default());
+        let writer = writer::Writer::start(db.clone(), counters.clone())?;
+        Ok(Store {
+            db,
+            writer: Arc::new(Mutex::new(Some(writer))),
+            counters,
+        })
+    }
+
+    /// Whether the store takes writes (false once closed).
+    pub fn is_open(&self) -> bool {
+        self.writer.lock().expect("writer lock").is_some()
+    }
+
+    /// Stops the writer after it has answered everything queued, and flushes
+    /// memtables so the next start replays little. Idempotent.
+    pub fn close(&self) {
+        let writer = self.writer.lock().expect("writer lock").take();
+        if let Some(writer) = writer {
+            writer.stop();
+            if let Err(error) = self.db.flush() {
+                tracing::warn!(%error, "flushing the store on close failed; the next start replays the log");
+            }
+        }
+    }
+
+    /// Stores `events` atomically (all or none) with their deliveries; see
+    /// [`writer`] for idempotency and group commit.
+    pub async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, IngestError> {
+        let sender = self
+            .writer
+            .lock()
+            .expect("writer lock")
+            .as_ref()
+            .map(writer::Writer::sender)
+            .ok_or(IngestError::Store(Error::Closed))?;
+        writer::submit(&sender, events).await
+    }
+
+    /// Synced writes and the new events they stored, since open.
+    pub fn write_stats(&self) -> WriteStats {
+        self.counters.snapshot()
+    }
+
+    pub fn event(&self, id: &str) -> Result<Option<EventRecord>, Error> {
+        self.db
+            .get_pinned_cf(self.cf(cf::EVENTS), id)?
+            .map(|value| EventRecord::decode(&value))
+            .transpose()
+    }
+
+    pub fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, Error> {
+        self.db
+            .get_pinned_cf(self.cf(cf::DELIVERIES), id)?
+            .map(|value| DeliveryRecord::decode(&value))
+            .transpose()
+    }
+
+    /// Every delivery of one event, by delivery id.
+    pub fn deliveries_of_event(&self, event_id: &str) -> Result<Vec<(String, DeliveryRecord)>, Error> {
+        let prefix = keys::deliveries_prefix(event_id);
+        let mut read = ReadOptions::default();
+        read.set_iterate_upper_bound(keys::prefix_end(&prefix));
+        let iterator = self.db.iterator_cf_opt(
+            self.cf(cf::DELIVERIES),
+            read,
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        let mut found = Vec::new();
+        for entry in iterator {
+            let (key, value) = entry?;
+            let id = String::from_utf8_lossy(&key).into_owned();
+            found.push((id, DeliveryRecord::decode(&value)?));
+        }
+        Ok(found)
+    }
+
+    /// Up to `limit` delivery ids due at or before `now_ms`, earliest first.
+    pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, String)>, Error> {
+        let mut read = ReadOptions::default();
+        read.set_iterate_upper_bound(keys::time_bound(now_ms.saturating_add(1)));
+        let mut found = Vec::new();
+        for entry in self.db.iterator_cf_opt(self.cf(cf::DUE), read, IteratorMode::Start) {
+            let (key, _) = entry?;
+            let (at, id) = keys::split_timed(&key).ok_or_else(|| Error::Corrupt("due key".into()))?;
+            found.push((at, id.to_owned()));
+            if found.len() == limit {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Marks a delivery finished at `at_ms`: out of `due`, into `finished`.
+    /// One atomic write.
+    pub fn finish_delivery(&self, id: &str, status: DeliveryStatus, at_ms: u64) -> Result<(), Error> {
+        assert!(status.is_finished(), "finish_delivery needs a final status");
+        let mut record = self
+            .delivery(id)?
+            .ok_or_else(|| Error::Corrupt(format!("no delivery {id}")))?;
+        let mut batch = rocksdb::WriteBatch::default();
+        if !record.status.is_finished() {
+            batch.delete_cf(self.cf(cf::DUE), keys::timed(record.next_attempt_at, id));
+        } else if let Some(previous) = record.finished_at {
+            batch.delete_cf(self.cf(cf::FINISHED), keys::finished(previous, keys::Finished::Delivery, id));
+        }
+        record.status = status;
+        record.updated_at = at_ms;
+        record.finished_at = Some(at_ms);
+        batch.put_cf(self.cf(cf::DELIVERIES), id, record.encode());
+        batch.put_cf(self.cf(cf::FINISHED), keys::finished(at_ms, keys::Finished::Delivery, id), []);
+        self.db.write(batch)?;
+        Ok(())
+    }
+
+    /// Removes what finished before `now_ms - retention_ms`; see [`retention`].
+    pub fn sweep(&self, now_ms: u64, retention_ms: u64) -> Result<SweepStats, Error> {
+        retention::sweep(&self.db, now_ms.saturating_sub(retention_ms), now_ms)
+    }
+
+    /// Counts every entry; a full scan.
+    pub fn counts(&self) -> Result<Counts, Error> {
+        let count = |name: &str| -> Result<usize, Error> {
+            let mut total = 0;
+            for entry in self.db.iterator_cf(self.cf(name), IteratorMode::Start) {
+                entry?;
+                total += 1;
+            }
+            Ok(total)
+        };
+        Ok(Counts {
+            events: count(cf::EVENTS)?,
+            deliveries: count(cf::DELIVERIES)?,
+            attempts: count(cf::ATTEMPTS)?,
+            due: count(cf::DUE)?,
+            recent: count(cf::RECENT)?,
+            finished: count(cf::FINISHED)?,
+        })
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        column_family(&self.db, name)
+    }
+}
+
+/// A column family that `open` created; its absence is a bug.
+fn column_family<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
+    db.cf_handle(name)
+        .unwrap_or_else(|| panic!("column family {name} is created at open"))
+}
+
+fn cf_options(name: &str) -> Options {
+    let mut options = Options::default();
+    match name {
+        cf::EVENTS | cf::ATTEMPTS => options.set_compression_type(rocksdb::DBCompressionType::Lz4),
+        // Index entries are deleted as fast as they are written; files that
+        // fill with tombstones are compacted early so scans stay cheap.
+        cf::DUE | cf::FINISHED => options.add_compact_on_deletion_collector_factory(1024, 256, 0.5),
+        _ => {}
+    }
+    options
+}
+
+/// Writes the schema version on a new store; refuses a store written in a
+/// format this hookd does not know.
+fn check_schema(db: &DB) -> Result<(), Error> {
+    match db.get(SCHEMA_VERSION_KEY)? {
+        None => {
+            let mut write = rocksdb::WriteOptions::default();
+            write.set_sync(true);
+            db.put_opt(SCHEMA_VERSION_KEY, SCHEMA_VERSION, &write)?;
+            Ok(())
+        }
+        Some(version) if version == SCHEMA_VERSION => Ok(()),
+        Some(version) => Err(Error::Incompatible(format!(
+            "the store has schema version {}, this hookd reads version {}",
+            String::from_utf8_lossy(&version),
+            String::from_utf8_lossy(SCHEMA_VERSION)
+        ))),
+    }
+}

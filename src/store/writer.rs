@@ -1,0 +1,339 @@
+//! The single writer that stores new events, with group commit.
+//!
+//! Ingest handlers send their events here and wait for the answer. The
+//! writer thread takes every request that is waiting, decides each one
+//! (new, duplicate of a stored event, or conflict), writes all the new
+//! events of the group in one `WriteBatch` with the WAL synced, and only
+//! then answers. So:
+//!
+//! - one fsync covers every request that arrived while the previous one
+//!   ran (group commit): durability does not cap throughput at one fsync
+//!   per event;
+//! - a request is all or nothing: its events are decided together and
+//!   written in the same batch, or it is refused whole;
+//! - the existence check and the write cannot race, because this thread is
+//!   the only one adding events; a duplicate of an event in the same group
+//!   is answered only after the group's write is durable.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use rocksdb::{DB, WriteBatch, WriteOptions};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::{mpsc, oneshot};
+
+use super::keys::{self, Finished};
+use super::records::{DeliveryRecord, DeliveryStatus, EventMeta, EventRecord};
+use super::{Error, cf, column_family};
+
+/// Requests waiting for the writer; senders wait when it is full.
+const QUEUE_DEPTH: usize = 4096;
+/// Events in one write at most, so one group's latency stays bounded.
+const MAX_GROUP_EVENTS: usize = 10_000;
+
+/// An event ready to store, built by the ingest API.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    /// hookd made the id, so it cannot be stored yet: no lookup needed.
+    pub id_generated: bool,
+    pub event: String,
+    /// UTC with a `Z`.
+    pub created_at: String,
+    /// The app gave `created_at`, so a resubmission must match it.
+    pub created_at_given: bool,
+    /// The wire body subscribers receive.
+    pub body: Vec<u8>,
+    /// Where `data` sits in `body`.
+    pub data: Range<usize>,
+    pub traceparent: Option<String>,
+    /// The endpoints that get a delivery.
+    pub endpoints: Vec<String>,
+    /// Milliseconds since the epoch.
+    pub received_at: u64,
+}
+
+/// The answer for one stored (or already stored) event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestOutcome {
+    pub id: String,
+    pub deliveries: u32,
+    pub duplicate: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The id is stored with another event type, `data` or `created_at`.
+    #[error("event id `{id}` is already stored with different content")]
+    Conflict { index: usize, id: String },
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+/// Counters of the writer's work, to see group commit at work.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    synced_writes: AtomicU64,
+    events: AtomicU64,
+}
+
+/// How many synced writes stored how many new events, since open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    pub synced_writes: u64,
+    pub events: u64,
+}
+
+impl Counters {
+    pub(super) fn snapshot(&self) -> WriteStats {
+        WriteStats {
+            synced_writes: self.synced_writes.load(Ordering::Relaxed),
+            events: self.events.load(Ordering::Relaxed),
+        }
+    }
+}
+
+pub(super) struct Request {
+    events: Vec<NewEvent>,
+    reply: oneshot::Sender<Result<Vec<IngestOutcome>, IngestError>>,
+}
+
+pub(super) struct Writer {
+    sender: mpsc::Sender<Request>,
+    thread: JoinHandle<()>,
+}
+
+impl Writer {
+    pub(super) fn start(db: Arc<DB>, counters: Arc<Counters>) -> Result<Writer, Error> {
+        let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let thread = std::thread::Builder::new()
+            .name("hookd-store-writer".into())
+            .spawn(move || run(&db, &counters, receiver))
+            .map_err(|error| Error::Incompatible(format!("cannot start the writer thread: {error}")))?;
+        Ok(Writer { sender, thread })
+    }
+
+    pub(super) fn sender(&self) -> mpsc::Sender<Request> {
+        self.sender.clone()
+    }
+
+    /// Answers what is queued, then ends the thread.
+    pub(super) fn stop(self) {
+        drop(self.sender);
+        if self.thread.join().is_err() {
+            tracing::error!("the store writer thread panicked");
+        }
+    }
+}
+
+pub(super) async fn submit(sender: &mpsc::Sender<Request>, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, IngestError> {
+    let (reply, answer) = oneshot::channel();
+    sender
+        .send(Request { events, reply })
+        .await
+        .map_err(|_| Error::Closed)?;
+    answer.await.map_err(|_| Error::Closed)?
+}
+
+fn run(db: &DB, counters: &Counters, mut receiver: mpsc::Receiver<Request>) {
+    while let Some(first) = receiver.blocking_recv() {
+        let mut events = first.events.len();
+        let mut group = vec![first];
+        while events < MAX_GROUP_EVENTS {
+            match receiver.try_recv() {
+                Ok(request) => {
+                    events += request.events.len();
+                    group.push(request);
+                }
+                Err(_) => break,
+            }
+        }
+        commit(db, counters, group);
+    }
+}
+
+/// How one request is answered, decided before the group's write.
+enum Verdict {
+    Accept {
+        outcomes: Vec<IngestOutcome>,
+        /// The answer is true only once the group's write succeeds.
+        needs_write: bool,
+    },
+    Refuse(IngestError),
+}
+
+fn commit(db: &DB, counters: &Counters, group: Vec<Request>) {
+    let mut batch = WriteBatch::default();
+    let mut new_events = 0;
+    let mut verdicts = Vec::with_capacity(group.len());
+    {
+        // Events accepted earlier in this group, by id.
+        let mut in_group: HashMap<&str, &NewEvent> = HashMap::new();
+        for request in &group {
+            let verdict = decide(db, &in_group, &request.events);
+            if let Verdict::Accept { outcomes, .. } = &verdict {
+                for (event, outcome) in request.events.iter().zip(outcomes) {
+                    if !outcome.duplicate {
+                        add_event(db, &mut batch, event);
+                        new_events += 1;
+                        in_group.insert(&event.id, event);
+                    }
+                }
+            }
+            verdicts.push(verdict);
+        }
+    }
+    let written = if batch.is_empty() {
+        Ok(())
+    } else {
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        db.write_opt(batch, &options).inspect(|()| {
+            counters.synced_writes.fetch_add(1, Ordering::Relaxed);
+            counters.events.fetch_add(new_events, Ordering::Relaxed);
+        })
+    };
+    if let Err(error) = &written {
+        tracing::error!(%error, "storing events failed");
+    }
+    for (request, verdict) in group.into_iter().zip(verdicts) {
+        let answer = match verdict {
+            Verdict::Accept { outcomes, needs_write } => match &written {
+                Err(error) if needs_write => Err(IngestError::Store(Error::Db(error.clone()))),
+                _ => Ok(outcomes),
+            },
+            Verdict::Refuse(error) => Err(error),
+        };
+        // The handler may have gone (client hung up); the write stands.
+        let _ = request.reply.send(answer);
+    }
+}
+
+/// Decides a request: every event new or a faithful duplicate, or refused.
+fn decide(db: &DB, in_group: &HashMap<&str, &NewEvent>, events: &[NewEvent]) -> Verdict {
+    let mut outcomes = Vec::with_capacity(events.len());
+    let mut needs_write = false;
+    for (index, event) in events.iter().enumerate() {
+        let earlier = match in_group.get(event.id.as_str()) {
+            Some(original) => {
+                needs_write = true;
+                Some(Stored {
+                    event: original.event.clone(),
+                    data: original.body[original.data.clone()].to_vec(),
+                    created_at: original.created_at.clone(),
+                    deliveries: delivery_count(original),
+                })
+            }
+            None if event.id_generated => None,
+            None => match stored(db, &event.id) {
+                Ok(found) => found,
+                Err(error) => return Verdict::Refuse(error.into()),
+            },
+        };
+        match earlier {
+            None => {
+                needs_write = true;
+                outcomes.push(IngestOutcome {
+                    id: event.id.clone(),
+                    deliveries: delivery_count(event),
+                    duplicate: false,
+                });
+            }
+            Some(original) if original.matches(event) => outcomes.push(IngestOutcome {
+                id: event.id.clone(),
+                deliveries: original.deliveries,
+                duplicate: true,
+            }),
+            Some(_) => {
+                return Verdict::Refuse(IngestError::Conflict {
+                    index,
+                    id: event.id.clone(),
+                });
+            }
+        }
+    }
+    Verdict::Accept { outcomes, needs_write }
+}
+
+/// What a resubmission is compared with.
+struct Stored {
+    event: String,
+    data: Vec<u8>,
+    created_at: String,
+    deliveries: u32,
+}
+
+impl Stored {
+    /// Same type, byte-identical `data`, and the same `created_at` if the
+    /// resubmission gives one (compared as instants).
+    fn matches(&self, event: &NewEvent) -> bool {
+        let same_time = || {
+            let parse = |text: &str| OffsetDateTime::parse(text, &Rfc3339).ok();
+            parse(&self.created_at).is_some() && parse(&self.created_at) == parse(&event.created_at)
+        };
+        self.event == event.event && self.data == event.body[event.data.clone()] && (!event.created_at_given || same_time())
+    }
+}
+
+fn stored(db: &DB, id: &str) -> Result<Option<Stored>, Error> {
+    let Some(value) = db.get_pinned_cf(column_family(db, cf::EVENTS), id)? else {
+        return Ok(None);
+    };
+    let record = EventRecord::decode(&value)?;
+    Ok(Some(Stored {
+        data: record.data().to_vec(),
+        event: record.meta.event,
+        created_at: record.meta.created_at,
+        deliveries: record.meta.deliveries,
+    }))
+}
+
+fn delivery_count(event: &NewEvent) -> u32 {
+    u32::try_from(event.endpoints.len()).expect("endpoints are few")
+}
+
+/// Adds the event, its deliveries and their index entries to `batch`.
+fn add_event(db: &DB, batch: &mut WriteBatch, event: &NewEvent) {
+    let meta = EventMeta {
+        event: event.event.clone(),
+        created_at: event.created_at.clone(),
+        received_at: event.received_at,
+        deliveries: delivery_count(event),
+        data_start: event.data.start,
+        data_end: event.data.end,
+        traceparent: event.traceparent.clone(),
+    };
+    batch.put_cf(
+        column_family(db, cf::EVENTS),
+        &event.id,
+        EventRecord::encode_parts(&meta, &event.body),
+    );
+    for endpoint in &event.endpoints {
+        let id = keys::delivery_id(&event.id, endpoint);
+        let delivery = DeliveryRecord {
+            event_id: event.id.clone(),
+            endpoint: endpoint.clone(),
+            event: event.event.clone(),
+            status: DeliveryStatus::Pending,
+            attempt_count: 0,
+            next_attempt_at: event.received_at,
+            created_at: event.received_at,
+            updated_at: event.received_at,
+            finished_at: None,
+        };
+        batch.put_cf(column_family(db, cf::DELIVERIES), &id, delivery.encode());
+        batch.put_cf(column_family(db, cf::DUE), keys::timed(event.received_at, &id), []);
+        batch.put_cf(column_family(db, cf::RECENT), keys::timed(event.received_at, &id), []);
+    }
+    if event.endpoints.is_empty() {
+        batch.put_cf(
+            column_family(db, cf::FINISHED),
+            keys::finished(event.received_at, Finished::Event, &event.id),
+            [],
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! SIGKILL during ingest: every event answered 202 survives, with its
+//! deliveries, after a restart on the same data directory.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::StatusCode;
+
+use crate::support::http::HttpClient;
+use crate::support::process::HookdProcess;
+use crate::support::{TWO_ENDPOINTS, test_config};
+
+const CLIENTS: usize = 16;
+const ROUNDS: usize = 3;
+
+/// The deliveries each acknowledged id must have.
+type Acknowledged = Arc<Mutex<BTreeMap<String, u64>>>;
+
+/// Posts events as fast as it can until the connection fails (hookd died).
+async fn produce(http: HttpClient, url: String, round: usize, client: usize, acknowledged: Acknowledged) {
+    for n in 0.. {
+        let id = format!("evt_r{round}_c{client}_n{n}");
+        // Alternate event types so some events get one delivery, some two.
+        let event = if n % 2 == 0 { "payment.completed" } else { "enrollment.created" };
+        let body = format!(r#"{{"id":"{id}","event":"{event}","data":{{"n":{n}, "price": 1.0}}}}"#);
+        let request = http.send(
+            http::Method::POST,
+            &url,
+            &[("content-type", "application/json")],
+            body.into(),
+        );
+        match tokio::time::timeout(Duration::from_secs(30), request).await {
+            Ok(Ok(answer)) if answer.status == StatusCode::ACCEPTED => {
+                let deliveries = answer.json["deliveries"].as_u64().unwrap();
+                acknowledged.lock().unwrap().insert(id, deliveries);
+            }
+            Ok(Ok(answer)) => panic!("unexpected answer {}: {:?}", answer.status, answer.json),
+            _ => return,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hookd.toml");
+    std::fs::write(&config, test_config(&dir.path().join("data"), TWO_ENDPOINTS)).unwrap();
+    let acknowledged: Acknowledged = Arc::default();
+    let http = HttpClient::default();
+
+    for round in 0..ROUNDS {
+        let hookd = HookdProcess::spawn(&config);
+        let url = format!("{}/v1/events", hookd.ingest);
+        let producers: Vec<_> = (0..CLIENTS)
+            .map(|client| tokio::spawn(produce(http.clone(), url.clone(), round, client, acknowledged.clone())))
+            .collect();
+        // Let the producers get going, then kill hookd mid-stream, at a
+        // different moment each round.
+        let before = acknowledged.lock().unwrap().len();
+        while acknowledged.lock().unwrap().len() < before + 200 * (round + 1) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        hookd.kill();
+        for producer in producers {
+            producer.await.unwrap();
+        }
+    }
+
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 1200, "only {} events acknowledged", acknowledged.len());
+
+    // Restart on the same data directory: every acknowledged id is known,
+    // with its deliveries (a resubmission is a duplicate, not a new event).
+    let hookd = HookdProcess::spawn(&config);
+    let url = format!("{}/v1/events", hookd.ingest);
+    for (id, deliveries) in acknowledged.iter().step_by(7) {
+        let parts: Vec<&str> = id.split("_n").collect();
+        let n: u64 = parts[1].parse().unwrap();
+        let event = if n % 2 == 0 { "payment.completed" } else { "enrollment.created" };
+        let body = format!(r#"{{"id":"{id}","event":"{event}","data":{{"n":{n}, "price": 1.0}}}}"#);
+        let answer = http.post_json(&url, body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{id}: {:?}", answer.json);
+        assert_eq!(answer.json["duplicate"], true);
+        assert_eq!(answer.json["deliveries"].as_u64(), Some(*deliveries), "{id}");
+    }
+    assert!(hookd.terminate().success(), "SIGTERM exits 0");
+
+    // And the store itself holds each one whole.
+    let store = hookd::store::Store::open(&dir.path().join("data")).unwrap();
+    for (id, deliveries) in &acknowledged {
+        let record = store.event(id).unwrap().unwrap_or_else(|| panic!("{id} was acknowledged but is lost"));
+        assert!(std::str::from_utf8(record.data()).unwrap().contains("\"price\": 1.0"));
+        let stored = store.deliveries_of_event(id).unwrap();
+        assert_eq!(stored.len() as u64, *deliveries, "{id}");
+    }
+    let counts = store.counts().unwrap();
+    assert_eq!(counts.due, counts.deliveries, "every stored delivery is due exactly once");
+    store.close();
+}

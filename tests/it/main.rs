@@ -1,0 +1,10 @@
+//! Integration tests: hookd for real, on 127.0.0.1 port 0, with RocksDB in
+//! a temp dir. `support` holds the launchers and the HTTP client.
+
+mod config;
+mod crash;
+mod health;
+mod ingest;
+mod ingest_batch;
+mod retention;
+mod support;

@@ -1,0 +1,78 @@
+//! Retention: finished deliveries older than `storage.retention` go, their
+//! events with them; pending work stays whatever its age.
+
+use hookd::store::{DeliveryStatus, NewEvent, Store};
+
+const HOUR_MS: u64 = 3_600_000;
+const START: u64 = 1_750_000_000_000;
+
+fn event(id: &str, endpoints: &[&str], received_at: u64) -> NewEvent {
+    let (body, data) = hookd::event::wire_body(id, "payment.completed", "2025-03-20T10:30:00Z", "{}");
+    NewEvent {
+        id: id.to_owned(),
+        id_generated: false,
+        event: "payment.completed".to_owned(),
+        created_at: "2025-03-20T10:30:00Z".to_owned(),
+        created_at_given: true,
+        body,
+        data,
+        traceparent: None,
+        endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+        received_at,
+    }
+}
+
+#[tokio::test]
+async fn the_sweep_removes_only_what_finished_before_the_cutoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .ingest(vec![
+            event("evt_done", &["a", "b"], START),
+            event("evt_half", &["a", "b"], START),
+            event("evt_quiet", &[], START),
+            event("evt_recent", &["a"], START),
+            event("evt_waiting", &["a"], START),
+        ])
+        .await
+        .unwrap();
+    store.finish_delivery("evt_done.a", DeliveryStatus::Succeeded, START + HOUR_MS).unwrap();
+    store.finish_delivery("evt_done.b", DeliveryStatus::Failed, START + 2 * HOUR_MS).unwrap();
+    store.finish_delivery("evt_half.a", DeliveryStatus::Succeeded, START + HOUR_MS).unwrap();
+    store.finish_delivery("evt_recent.a", DeliveryStatus::Succeeded, START + 30 * HOUR_MS).unwrap();
+
+    // 24 h retention, 26 h after the start: the cutoff is START + 2 h.
+    let stats = store.sweep(START + 26 * HOUR_MS + 1, 24 * HOUR_MS).unwrap();
+    assert_eq!((stats.deliveries, stats.events), (3, 2), "{stats:?}");
+    assert!(store.event("evt_done").unwrap().is_none(), "all its deliveries finished long ago");
+    assert!(store.event("evt_quiet").unwrap().is_none(), "an event with no deliveries goes too");
+    assert!(store.event("evt_half").unwrap().is_some(), "one delivery still pending");
+    assert!(store.delivery("evt_half.a").unwrap().is_none());
+    assert_eq!(store.delivery("evt_half.b").unwrap().unwrap().status, DeliveryStatus::Pending);
+    assert!(store.event("evt_recent").unwrap().is_some(), "finished within the retention");
+    assert!(store.event("evt_waiting").unwrap().is_some(), "pending work is never swept");
+
+    let counts = store.counts().unwrap();
+    assert_eq!(counts.events, 3);
+    assert_eq!(counts.deliveries, 3);
+    assert_eq!(counts.recent, 3, "index entries go with their deliveries");
+    assert_eq!(counts.due, 2);
+    assert_eq!(counts.finished, 1);
+
+    // A second sweep at the same time finds nothing more.
+    assert_eq!(store.sweep(START + 26 * HOUR_MS + 1, 24 * HOUR_MS).unwrap(), Default::default());
+    store.close();
+}
+
+#[tokio::test]
+async fn the_due_index_only_holds_pending_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.ingest(vec![event("evt_1", &["a", "b"], START)]).await.unwrap();
+    assert_eq!(store.due(START - 1, 10).unwrap(), vec![], "nothing due before it was received");
+    let due = store.due(START, 10).unwrap();
+    assert_eq!(due, vec![(START, "evt_1.a".to_owned()), (START, "evt_1.b".to_owned())]);
+    store.finish_delivery("evt_1.a", DeliveryStatus::Succeeded, START + 5).unwrap();
+    assert_eq!(store.due(u64::MAX - 1, 10).unwrap(), vec![(START, "evt_1.b".to_owned())]);
+    store.close();
+}

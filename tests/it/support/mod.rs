@@ -1,0 +1,55 @@
+//! What the tests run hookd with: the real sidecar in this process or as a
+//! child process, on 127.0.0.1 port 0, with RocksDB in a temp dir.
+
+pub mod http;
+pub mod process;
+pub mod sidecar;
+
+/// A config for tests: ephemeral ports and the given data directory, with
+/// `extra` TOML (endpoints, overrides) merged over it table by table.
+pub fn test_config(data_dir: &std::path::Path, extra: &str) -> String {
+    let base = format!(
+        r#"
+[ingest]
+listen = "127.0.0.1:0"
+[admin]
+listen = "127.0.0.1:0"
+[storage]
+path = "{}"
+[delivery]
+allow_private_networks = true
+"#,
+        data_dir.display()
+    );
+    let mut config: toml::Table = base.parse().expect("base test config");
+    let extra: toml::Table = extra.parse().expect("extra test config");
+    merge(&mut config, extra);
+    toml::to_string(&config).expect("serializing the test config")
+}
+
+fn merge(into: &mut toml::Table, from: toml::Table) {
+    for (key, value) in from {
+        match (into.get_mut(&key), value) {
+            (Some(toml::Value::Table(existing)), toml::Value::Table(table)) => merge(existing, table),
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Two endpoints: `crm` gets enrollments and completed payments, `billing`
+/// every payment event.
+pub const TWO_ENDPOINTS: &str = r#"
+[[endpoints]]
+id = "crm"
+url = "http://127.0.0.1:9/crm"
+events = ["enrollment.*", "payment.completed"]
+secret = "crm secret"
+
+[[endpoints]]
+id = "billing"
+url = "http://127.0.0.1:9/billing"
+events = ["payment.*"]
+secret = "billing secret"
+"#;

@@ -1,0 +1,57 @@
+//! hookd running inside the test process: the real `run`, real sockets,
+//! real RocksDB; the test keeps a handle on the store to look inside.
+
+use hookd::store::Store;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::http::HttpClient;
+use super::test_config;
+
+pub struct Sidecar {
+    pub ingest: String,
+    pub admin: String,
+    pub store: Store,
+    pub http: HttpClient,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: TempDir,
+}
+
+impl Sidecar {
+    /// Starts hookd with the test config plus `extra` TOML.
+    pub async fn start(extra: &str) -> Sidecar {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("hookd.toml");
+        std::fs::write(&config_path, test_config(&dir.path().join("data"), extra)).expect("writing the config");
+        let settings = hookd::config::load(&config_path).unwrap_or_else(|errors| panic!("test config: {errors}"));
+        let store = Store::open(&settings.storage.path).expect("opening the store");
+        let listeners = hookd::Listeners::bind(&settings).await.expect("binding");
+        let ingest = format!("http://{}", listeners.ingest.local_addr().unwrap());
+        let admin = format!("http://{}", listeners.admin.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(hookd::run(settings, store.clone(), listeners, async move {
+            let _ = stopped.await;
+        }));
+        Sidecar {
+            ingest,
+            admin,
+            store,
+            http: HttpClient::default(),
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Stops hookd the way SIGTERM would and waits for it to finish.
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("hookd task").expect("hookd run");
+        }
+    }
+}
