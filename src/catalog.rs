@@ -56,8 +56,12 @@ impl Catalog {
 /// Event names are dot-separated words of `[A-Za-z0-9_-]`, like
 /// `enrollment.created`.
 fn check_event_name(name: &str) -> Result<(), String> {
-    let valid_word =
-        |word: &str| !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let valid_word = |word: &str| {
+        !word.is_empty()
+            && word
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
     if name.len() > 128 || !name.split('.').all(valid_word) {
         return Err(format!(
             "`{name}` is not an event name (dot-separated words of letters, digits, `_` or `-`, at most 128 characters)"
@@ -145,8 +149,16 @@ mod tests {
     #[test]
     fn a_pattern_must_match_the_catalog() {
         let catalog = catalog();
-        assert!(EventPattern::parse("enrollment.created", &catalog).unwrap_err().contains("matches no event"));
-        assert!(EventPattern::parse("enrollment.*", &catalog).unwrap_err().contains("matches no event"));
+        assert!(
+            EventPattern::parse("enrollment.created", &catalog)
+                .unwrap_err()
+                .contains("matches no event")
+        );
+        assert!(
+            EventPattern::parse("enrollment.*", &catalog)
+                .unwrap_err()
+                .contains("matches no event")
+        );
         assert!(EventPattern::parse("pay*", &catalog).is_err());
         assert!(EventPattern::parse("payment.**", &catalog).is_err());
     }

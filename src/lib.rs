@@ -17,8 +17,10 @@
 
 pub mod api;
 pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod event;
+pub mod sign;
 pub mod store;
 pub mod telemetry;
 
@@ -110,10 +112,14 @@ async fn sweep_forever(store: Store, retention: Duration) {
     loop {
         interval.tick().await;
         let store = store.clone();
-        let now = api::unix_millis(time::OffsetDateTime::now_utc());
+        let now = clock::now_ms();
         match tokio::task::spawn_blocking(move || store.sweep(now, retention_ms)).await {
             Ok(Ok(stats)) if stats.deliveries + stats.events > 0 => {
-                tracing::info!(deliveries = stats.deliveries, events = stats.events, "removed expired work");
+                tracing::info!(
+                    deliveries = stats.deliveries,
+                    events = stats.events,
+                    "removed expired work"
+                );
             }
             Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::warn!(%error, "retention sweep failed"),

@@ -84,7 +84,12 @@ async fn serve_until_signalled(settings: Settings) -> anyhow::Result<()> {
     let path = settings.storage.path.clone();
     let store = tokio::task::spawn_blocking(move || hookd::store::Store::open(&path))
         .await?
-        .with_context(|| format!("cannot open the store at storage.path {}", settings.storage.path.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the store at storage.path {}",
+                settings.storage.path.display()
+            )
+        })?;
     let listeners = hookd::Listeners::bind(&settings).await?;
     hookd::run(settings, store, listeners, shutdown_signal()).await
 }

@@ -14,6 +14,10 @@ use crate::config::Settings;
 use crate::event::{check_event_id, format_received_at, generate_event_id, normalize_created_at, wire_body};
 use crate::store::NewEvent;
 
+/// How deep `data` may nest: what serde_json allows elsewhere, so every
+/// subscriber's parser can read what hookd accepts.
+const MAX_DATA_DEPTH: usize = 128;
+
 /// The posted fields, still raw JSON.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,6 +80,11 @@ fn build(fields: Fields<'_>, context: &Context<'_>) -> Result<NewEvent, ApiError
     if !data.starts_with('{') {
         return Err(ApiError::invalid_field("`data` must be a JSON object"));
     }
+    if nesting_depth(data) > MAX_DATA_DEPTH {
+        return Err(ApiError::invalid_json(format!(
+            "`data` is nested more than {MAX_DATA_DEPTH} levels deep"
+        )));
+    }
     let (id, id_generated) = match fields.id {
         Some(raw) => {
             let id = string_field(raw, "id")?;
@@ -87,8 +96,8 @@ fn build(fields: Fields<'_>, context: &Context<'_>) -> Result<NewEvent, ApiError
     let (created_at, created_at_given) = match fields.created_at {
         Some(raw) => {
             let text = string_field(raw, "created_at")?;
-            let (_, normalized) =
-                normalize_created_at(&text).map_err(|reason| ApiError::invalid_field(format!("`created_at` {reason}")))?;
+            let (_, normalized) = normalize_created_at(&text)
+                .map_err(|reason| ApiError::invalid_field(format!("`created_at` {reason}")))?;
             (normalized, true)
         }
         None => (format_received_at(context.now), false),
@@ -111,8 +120,35 @@ fn build(fields: Fields<'_>, context: &Context<'_>) -> Result<NewEvent, ApiError
         data: data_range,
         traceparent: context.traceparent.map(str::to_owned),
         endpoints,
-        received_at: unix_millis(context.now),
+        received_at: crate::clock::unix_millis(context.now),
     })
+}
+
+/// The deepest nesting of objects and arrays in well-formed JSON `raw`.
+fn nesting_depth(raw: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in raw.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn required_string(raw: Option<&RawValue>, name: &str) -> Result<String, ApiError> {
@@ -124,7 +160,15 @@ fn string_field(raw: &RawValue, name: &str) -> Result<String, ApiError> {
     serde_json::from_str(raw.get()).map_err(|_| ApiError::invalid_field(format!("`{name}` must be a string")))
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn unix_millis(moment: OffsetDateTime) -> u64 {
-    u64::try_from(moment.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+#[cfg(test)]
+mod tests {
+    use super::nesting_depth;
+
+    #[test]
+    fn depth_counts_brackets_outside_strings() {
+        assert_eq!(nesting_depth("{}"), 1);
+        assert_eq!(nesting_depth(r#"{"a":[1,{"b":[]}]}"#), 4);
+        assert_eq!(nesting_depth(r#"{"a":"[[[{{{\"]]]"}"#), 1);
+        assert_eq!(nesting_depth(r#"{"a":"\\","b":[]}"#), 2);
+    }
 }

@@ -90,7 +90,9 @@ async fn post_batch(State(state): State<AppState>, headers: HeaderMap, body: Bod
     for (index, item) in batch.events.iter().enumerate() {
         let event = parse_batch_item(item, index, &context)?;
         if !event.id_generated && !ids.insert(event.id.clone()) {
-            return Err(ApiError::invalid_field(format!("event id `{}` appears twice in this batch", event.id)).at(index));
+            return Err(
+                ApiError::invalid_field(format!("event id `{}` appears twice in this batch", event.id)).at(index),
+            );
         }
         events.push(event);
     }

@@ -18,7 +18,8 @@ pub async fn read_json_body(headers: &HeaderMap, body: Body, limit: usize) -> Re
             "send the body as Content-Type: application/json",
         ));
     }
-    let too_large = || ApiError::payload_too_large(format!("the body is larger than {limit} bytes (ingest.max_body_bytes)"));
+    let too_large =
+        || ApiError::payload_too_large(format!("the body is larger than {limit} bytes (ingest.max_body_bytes)"));
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())

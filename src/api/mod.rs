@@ -14,8 +14,6 @@ use tokio::sync::watch;
 use crate::config::Settings;
 use crate::store::Store;
 
-pub use event_request::unix_millis;
-
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {

@@ -84,26 +84,41 @@ pub fn from_figment(figment: &Figment) -> Result<Settings, ConfigErrors> {
 
 /// Turns one figment error into `SOURCE: KEY: REASON`.
 fn extraction_error(figment: &Figment, error: figment::Error) -> ConfigError {
-    let mut path = error.path.clone();
     let reason = match &error.kind {
-        figment::error::Kind::UnknownField(field, _) => {
-            path.push(field.clone());
-            format!("unknown key `{field}`")
-        }
+        figment::error::Kind::UnknownField(field, _) => format!("unknown key `{field}`"),
         kind => kind.to_string(),
     };
-    let key = path.join(".");
+    // figment's path ends with the unknown field itself, and writes list
+    // indexes as plain segments.
+    let lookup = error.path.join(".");
+    let key = display_key(&error.path);
     // The error's own metadata is that of the table holding the key, which
     // may come from another layer; the key's own source is the precise one.
-    let source = match figment.find_metadata(&key) {
-        Some(metadata) if !key.is_empty() => describe(metadata, &key),
+    let source = match figment.find_metadata(&lookup) {
+        Some(metadata) if !lookup.is_empty() => describe(metadata, &lookup),
         _ => error
             .metadata
             .as_ref()
-            .map_or_else(|| "defaults".to_owned(), |metadata| describe(metadata, &key)),
+            .map_or_else(|| "defaults".to_owned(), |metadata| describe(metadata, &lookup)),
     };
     let key = if key.is_empty() { WHOLE_FILE.to_owned() } else { key };
     ConfigError { source, key, reason }
+}
+
+/// `["endpoints", "0", "url"]` as `endpoints[0].url`.
+fn display_key(path: &[String]) -> String {
+    let mut key = String::new();
+    for segment in path {
+        if segment.bytes().all(|b| b.is_ascii_digit()) && !key.is_empty() {
+            key.push_str(&format!("[{segment}]"));
+        } else {
+            if !key.is_empty() {
+                key.push('.');
+            }
+            key.push_str(segment);
+        }
+    }
+    key
 }
 
 /// Names the layer `key` came from.

@@ -50,7 +50,8 @@ pub fn resolve(source: SecretSource<'_>) -> Result<Secret, String> {
         })?
     } else {
         let path = source.file.unwrap_or_default();
-        let mut text = std::fs::read_to_string(path).map_err(|error| format!("cannot read secret file {path}: {error}"))?;
+        let mut text =
+            std::fs::read_to_string(path).map_err(|error| format!("cannot read secret file {path}: {error}"))?;
         if text.ends_with('\n') {
             text.pop();
         }

@@ -181,7 +181,10 @@ fn delivery_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<D
     let delivery = &file.delivery;
     let timeout = problems.check("delivery.timeout", positive_duration(&delivery.timeout));
     let concurrency = problems.check("delivery.concurrency", at_least_one(delivery.concurrency));
-    let endpoint_concurrency = problems.check("delivery.endpoint_concurrency", at_least_one(delivery.endpoint_concurrency));
+    let endpoint_concurrency = problems.check(
+        "delivery.endpoint_concurrency",
+        at_least_one(delivery.endpoint_concurrency),
+    );
     let mut retry_schedule = Vec::new();
     for (n, text) in delivery.retry_schedule.iter().enumerate() {
         retry_schedule.extend(problems.check(format!("delivery.retry_schedule[{n}]"), positive_duration(text)));
@@ -190,16 +193,21 @@ fn delivery_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<D
     if !jitter_ok {
         problems.add(
             "delivery.retry_jitter",
-            format!("{} is out of range: use a fraction from 0 (exact) up to, not including, 1", delivery.retry_jitter),
+            format!(
+                "{} is out of range: use a fraction from 0 (exact) up to, not including, 1",
+                delivery.retry_jitter
+            ),
         );
     }
     let mut allowed_networks = Vec::new();
     for (n, text) in delivery.allowed_networks.iter().enumerate() {
-        allowed_networks.extend(problems.check(
-            format!("delivery.allowed_networks[{n}]"),
-            text.parse::<IpNet>()
-                .map_err(|_| format!("`{text}` is not a network in CIDR form like 10.20.0.0/16")),
-        ));
+        allowed_networks.extend(
+            problems.check(
+                format!("delivery.allowed_networks[{n}]"),
+                text.parse::<IpNet>()
+                    .map_err(|_| format!("`{text}` is not a network in CIDR form like 10.20.0.0/16")),
+            ),
+        );
     }
     let ca_file = delivery.ca_file.as_deref().map(PathBuf::from);
     if let Some(path) = &ca_file
@@ -208,7 +216,10 @@ fn delivery_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<D
         problems.add("delivery.ca_file", format!("cannot read {}: {error}", path.display()));
     }
     let shutdown_grace = problems.check("delivery.shutdown_grace", parse_duration(&delivery.shutdown_grace));
-    if !jitter_ok || retry_schedule.len() != delivery.retry_schedule.len() || allowed_networks.len() != delivery.allowed_networks.len() {
+    if !jitter_ok
+        || retry_schedule.len() != delivery.retry_schedule.len()
+        || allowed_networks.len() != delivery.allowed_networks.len()
+    {
         return None;
     }
     Some(DeliverySettings {
@@ -230,7 +241,10 @@ fn telemetry_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<
         "pretty" => Some(LogFormat::Pretty),
         "json" => Some(LogFormat::Json),
         other => {
-            problems.add("telemetry.log_format", format!("unknown format `{other}` (use \"pretty\" or \"json\")"));
+            problems.add(
+                "telemetry.log_format",
+                format!("unknown format `{other}` (use \"pretty\" or \"json\")"),
+            );
             None
         }
     };
@@ -257,7 +271,10 @@ fn telemetry_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<
         "http" => Some(OtlpProtocol::Http),
         "grpc" => Some(OtlpProtocol::Grpc),
         other => {
-            problems.add("telemetry.otlp_protocol", format!("unknown protocol `{other}` (use \"http\" or \"grpc\")"));
+            problems.add(
+                "telemetry.otlp_protocol",
+                format!("unknown protocol `{other}` (use \"http\" or \"grpc\")"),
+            );
             None
         }
     };

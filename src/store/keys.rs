@@ -19,7 +19,32 @@ pub fn deliveries_prefix(event_id: &str) -> Vec<u8> {
     prefix
 }
 
-/// `due`, `recent` and `finished` keys: a time, then an id.
+/// `due` keys: the endpoint id, a NUL, the time the next attempt is due,
+/// then the delivery id. Grouping by endpoint lets each endpoint's queue be
+/// read on its own, so a backlog for one endpoint never has to be scanned
+/// past to find work for another.
+pub fn due(endpoint_id: &str, at_ms: u64, delivery_id: &str) -> Vec<u8> {
+    let mut key = due_prefix(endpoint_id);
+    key.extend_from_slice(&at_ms.to_be_bytes());
+    key.extend_from_slice(delivery_id.as_bytes());
+    key
+}
+
+/// The prefix of one endpoint's `due` keys.
+pub fn due_prefix(endpoint_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(endpoint_id.len() + 9 + 40);
+    key.extend_from_slice(endpoint_id.as_bytes());
+    key.push(0);
+    key
+}
+
+/// The time and delivery id of a [`due`] key.
+pub fn split_due(key: &[u8]) -> Option<(u64, &str)> {
+    let nul = key.iter().position(|&b| b == 0)?;
+    split_timed(&key[nul + 1..])
+}
+
+/// `recent` keys: a time, then an id.
 pub fn timed(at_ms: u64, id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(8 + id.len());
     key.extend_from_slice(&at_ms.to_be_bytes());
@@ -117,6 +142,16 @@ mod tests {
         assert_eq!(prefix_end(&[b'a', 0xFF]), b"b".to_vec());
     }
 
+    #[test]
+    fn due_keys_group_by_endpoint_then_sort_by_time() {
+        let key = due("crm", 42, "evt_1.crm");
+        assert!(key.starts_with(&due_prefix("crm")));
+        assert!(!key.starts_with(&due_prefix("cr")));
+        assert_eq!(split_due(&key), Some((42, "evt_1.crm")));
+        assert!(due("crm", 41, "evt_9.crm") < key);
+        assert!(due("crm", u64::MAX, "x") < prefix_end(&due_prefix("crm")));
+    }
+
     proptest! {
         #[test]
         fn timed_keys_sort_by_time_then_id(a in any::<u64>(), b in any::<u64>(), x in "[a-z0-9_.-]{1,20}", y in "[a-z0-9_.-]{1,20}") {
@@ -128,7 +163,8 @@ mod tests {
         #[test]
         fn finished_keys_round_trip(at in any::<u64>(), id in "[A-Za-z0-9_.-]{1,40}", event in any::<bool>()) {
             let kind = if event { Finished::Event } else { Finished::Delivery };
-            prop_assert_eq!(split_finished(&finished(at, kind, &id)), Some((at, kind, id.as_str())));
+            let key = finished(at, kind, &id);
+            prop_assert_eq!(split_finished(&key), Some((at, kind, id.as_str())));
         }
 
         #[test]

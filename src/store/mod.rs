@@ -9,7 +9,7 @@
 //! | `events` | event id | [`EventRecord`]: metadata, then the wire body |
 //! | `deliveries` | `{event_id}.{endpoint_id}` | [`DeliveryRecord`] |
 //! | `attempts` | delivery id, NUL, attempt number (u32 BE) | attempt record |
-//! | `due` | next attempt time (ms, u64 BE), delivery id | empty |
+//! | `due` | endpoint id, NUL, next attempt time (ms, u64 BE), delivery id | empty |
 //! | `recent` | creation time (ms, u64 BE), delivery id | empty |
 //! | `finished` | finish time (ms, u64 BE), `d` or `e`, id | empty |
 //!
@@ -37,9 +37,12 @@
 //! # Growth
 //!
 //! [`retention`] removes finished deliveries and their events once they are
-//! older than `storage.retention`, then compacts the swept key ranges so the
-//! `due` and `finished` scans do not wade through tombstones.
+//! older than `storage.retention`. The `due` and `finished` indexes are
+//! deleted from as fast as they are written; their column families compact
+//! files that fill with tombstones early, and scans use iterator bounds, so
+//! they do not wade through deleted entries.
 
+mod attempts;
 mod keys;
 mod records;
 mod retention;
@@ -50,6 +53,7 @@ use std::sync::{Arc, Mutex};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, DBRecoveryMode, Direction, IteratorMode, Options, ReadOptions};
 
+pub use attempts::{AttemptRecord, NextStep};
 pub use keys::delivery_id;
 pub use records::{DeliveryRecord, DeliveryStatus, EventMeta, EventRecord};
 pub use retention::SweepStats;
@@ -115,7 +119,9 @@ impl Store {
         options.set_keep_log_file_num(5);
         options.set_max_log_file_size(8 << 20);
         options.set_write_buffer_size(16 << 20);
-        let descriptors = cf::ALL.iter().map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name)));
+        let descriptors = cf::ALL
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name)));
         let db = DB::open_cf_descriptors(&options, path, descriptors)?;
         check_schema(&db)?;
         let db = Arc::new(db);
@@ -196,14 +202,28 @@ impl Store {
         Ok(found)
     }
 
-    /// Up to `limit` delivery ids due at or before `now_ms`, earliest first.
-    pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, String)>, Error> {
+    /// Up to `limit` deliveries to `endpoint` due at or before `now_ms`,
+    /// earliest first, as (due time, delivery id).
+    pub fn due(&self, endpoint: &str, now_ms: u64, limit: usize) -> Result<Vec<(u64, String)>, Error> {
+        self.due_between(endpoint, 0, now_ms, limit)
+    }
+
+    /// Like [`Store::due`], starting at `from_ms`: the scheduler's cursor,
+    /// so it does not re-read entries it already handed out.
+    pub fn due_between(
+        &self,
+        endpoint: &str,
+        from_ms: u64,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, Error> {
         let mut read = ReadOptions::default();
-        read.set_iterate_upper_bound(keys::time_bound(now_ms.saturating_add(1)));
+        read.set_iterate_lower_bound(keys::due(endpoint, from_ms, ""));
+        read.set_iterate_upper_bound(keys::due(endpoint, now_ms.saturating_add(1), ""));
         let mut found = Vec::new();
         for entry in self.db.iterator_cf_opt(self.cf(cf::DUE), read, IteratorMode::Start) {
             let (key, _) = entry?;
-            let (at, id) = keys::split_timed(&key).ok_or_else(|| Error::Corrupt("due key".into()))?;
+            let (at, id) = keys::split_due(&key).ok_or_else(|| Error::Corrupt("due key".into()))?;
             found.push((at, id.to_owned()));
             if found.len() == limit {
                 break;
@@ -212,31 +232,39 @@ impl Store {
         Ok(found)
     }
 
-    /// Marks a delivery finished at `at_ms`: out of `due`, into `finished`.
-    /// One atomic write.
+    /// When the first delivery to `endpoint` due after `after_ms` is due.
+    pub fn next_due(&self, endpoint: &str, after_ms: u64) -> Result<Option<u64>, Error> {
+        let mut read = ReadOptions::default();
+        read.set_iterate_lower_bound(keys::due(endpoint, after_ms.saturating_add(1), ""));
+        read.set_iterate_upper_bound(keys::prefix_end(&keys::due_prefix(endpoint)));
+        let mut iterator = self.db.iterator_cf_opt(self.cf(cf::DUE), read, IteratorMode::Start);
+        match iterator.next().transpose()? {
+            Some((key, _)) => Ok(keys::split_due(&key).map(|(at, _)| at)),
+            None => Ok(None),
+        }
+    }
+
+    /// Marks a delivery finished at `at_ms` without an attempt (an expired
+    /// pause, or a test): out of `due`, into `finished`. One atomic write.
     pub fn finish_delivery(&self, id: &str, status: DeliveryStatus, at_ms: u64) -> Result<(), Error> {
         assert!(status.is_finished(), "finish_delivery needs a final status");
         let mut record = self
             .delivery(id)?
             .ok_or_else(|| Error::Corrupt(format!("no delivery {id}")))?;
         let mut batch = rocksdb::WriteBatch::default();
-        if !record.status.is_finished() {
-            batch.delete_cf(self.cf(cf::DUE), keys::timed(record.next_attempt_at, id));
-        } else if let Some(previous) = record.finished_at {
-            batch.delete_cf(self.cf(cf::FINISHED), keys::finished(previous, keys::Finished::Delivery, id));
-        }
+        self.unindex(&mut batch, id, &record);
         record.status = status;
         record.updated_at = at_ms;
         record.finished_at = Some(at_ms);
+        self.index(&mut batch, id, &record);
         batch.put_cf(self.cf(cf::DELIVERIES), id, record.encode());
-        batch.put_cf(self.cf(cf::FINISHED), keys::finished(at_ms, keys::Finished::Delivery, id), []);
         self.db.write(batch)?;
         Ok(())
     }
 
     /// Removes what finished before `now_ms - retention_ms`; see [`retention`].
     pub fn sweep(&self, now_ms: u64, retention_ms: u64) -> Result<SweepStats, Error> {
-        retention::sweep(&self.db, now_ms.saturating_sub(retention_ms), now_ms)
+        retention::sweep(&self.db, now_ms.saturating_sub(retention_ms))
     }
 
     /// Counts every entry; a full scan.

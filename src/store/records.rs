@@ -143,7 +143,8 @@ mod tests {
 
     #[test]
     fn event_records_round_trip_with_the_body_untouched() {
-        let (body, range) = crate::event::wire_body("evt_1", "payment.completed", "2025-03-20T10:30:00Z", r#"{"a": 1.0}"#);
+        let (body, range) =
+            crate::event::wire_body("evt_1", "payment.completed", "2025-03-20T10:30:00Z", r#"{"a": 1.0}"#);
         let record = EventRecord {
             meta: EventMeta {
                 event: "payment.completed".into(),
@@ -163,7 +164,12 @@ mod tests {
 
     #[test]
     fn damaged_values_are_errors_not_panics() {
-        for value in [&b""[..], b"\x02{}", b"\x01\x00\x00\x00\xff{}", b"\x01\x00\x00\x00\x02{}"] {
+        for value in [
+            &b""[..],
+            b"\x02{}",
+            b"\x01\x00\x00\x00\xff{}",
+            b"\x01\x00\x00\x00\x02{}",
+        ] {
             assert!(EventRecord::decode(value).is_err());
             assert!(DeliveryRecord::decode(value).is_err());
         }

@@ -6,8 +6,8 @@
 //! `recent` entry; an event goes once none of its deliveries is left (an
 //! event that never had any has its own `finished` entry). Work is done in
 //! chunks of atomic batches, so a crash mid-sweep leaves a consistent store
-//! and the next sweep carries on. The swept ranges of `finished` and `due`
-//! are then compacted, dropping the tombstones that would slow later scans.
+//! and the next sweep carries on. The swept range of `finished` is then
+//! compacted, dropping the tombstones that would slow the next sweep's scan.
 
 use std::collections::BTreeSet;
 
@@ -27,9 +27,8 @@ pub struct SweepStats {
     pub events: usize,
 }
 
-/// Removes everything that finished before `cutoff_ms`; `now_ms` bounds the
-/// compaction of the `due` index (nothing is due before it any more).
-pub fn sweep(db: &DB, cutoff_ms: u64, now_ms: u64) -> Result<SweepStats, Error> {
+/// Removes everything that finished before `cutoff_ms`.
+pub fn sweep(db: &DB, cutoff_ms: u64) -> Result<SweepStats, Error> {
     let mut stats = SweepStats::default();
     loop {
         let chunk = finished_before(db, cutoff_ms)?;
@@ -73,9 +72,12 @@ pub fn sweep(db: &DB, cutoff_ms: u64, now_ms: u64) -> Result<SweepStats, Error> 
         }
     }
     if stats != SweepStats::default() {
-        db.compact_range_cf(column_family(db, cf::FINISHED), None::<&[u8]>, Some(keys::time_bound(cutoff_ms)));
+        db.compact_range_cf(
+            column_family(db, cf::FINISHED),
+            None::<&[u8]>,
+            Some(keys::time_bound(cutoff_ms)),
+        );
     }
-    db.compact_range_cf(column_family(db, cf::DUE), None::<&[u8]>, Some(keys::time_bound(now_ms)));
     Ok(stats)
 }
 

@@ -130,7 +130,10 @@ impl Writer {
     }
 }
 
-pub(super) async fn submit(sender: &mpsc::Sender<Request>, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, IngestError> {
+pub(super) async fn submit(
+    sender: &mpsc::Sender<Request>,
+    events: Vec<NewEvent>,
+) -> Result<Vec<IngestOutcome>, IngestError> {
     let (reply, answer) = oneshot::channel();
     sender
         .send(Request { events, reply })
@@ -275,7 +278,9 @@ impl Stored {
             let parse = |text: &str| OffsetDateTime::parse(text, &Rfc3339).ok();
             parse(&self.created_at).is_some() && parse(&self.created_at) == parse(&event.created_at)
         };
-        self.event == event.event && self.data == event.body[event.data.clone()] && (!event.created_at_given || same_time())
+        self.event == event.event
+            && self.data == event.body[event.data.clone()]
+            && (!event.created_at_given || same_time())
     }
 }
 
@@ -326,7 +331,11 @@ fn add_event(db: &DB, batch: &mut WriteBatch, event: &NewEvent) {
             finished_at: None,
         };
         batch.put_cf(column_family(db, cf::DELIVERIES), &id, delivery.encode());
-        batch.put_cf(column_family(db, cf::DUE), keys::timed(event.received_at, &id), []);
+        batch.put_cf(
+            column_family(db, cf::DUE),
+            keys::due(endpoint, event.received_at, &id),
+            [],
+        );
         batch.put_cf(column_family(db, cf::RECENT), keys::timed(event.received_at, &id), []);
     }
     if event.endpoints.is_empty() {

@@ -31,16 +31,38 @@ fn defaults_then_file_then_environment() {
     let output = check_config(&path, &[]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let effective: toml::Value = toml::from_str(&String::from_utf8(output.stdout).unwrap()).unwrap();
-    assert_eq!(effective["delivery"]["timeout"].as_str(), Some("5s"), "the file beats the defaults");
-    assert_eq!(effective["delivery"]["endpoint_concurrency"].as_integer(), Some(16), "a default fills the gap");
+    assert_eq!(
+        effective["delivery"]["timeout"].as_str(),
+        Some("5s"),
+        "the file beats the defaults"
+    );
+    assert_eq!(
+        effective["delivery"]["endpoint_concurrency"].as_integer(),
+        Some(16),
+        "a default fills the gap"
+    );
     assert_eq!(effective["ingest"]["listen"].as_str(), Some("127.0.0.1:8787"));
     assert_eq!(effective["events"].as_array().unwrap().len(), 17, "the default catalog");
 
-    let output = check_config(&path, &[("HOOKD_DELIVERY__TIMEOUT", "7s"), ("HOOKD_INGEST__MAX_BATCH_EVENTS", "10")]);
+    let output = check_config(
+        &path,
+        &[
+            ("HOOKD_DELIVERY__TIMEOUT", "7s"),
+            ("HOOKD_INGEST__MAX_BATCH_EVENTS", "10"),
+        ],
+    );
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let effective: toml::Value = toml::from_str(&String::from_utf8(output.stdout).unwrap()).unwrap();
-    assert_eq!(effective["delivery"]["timeout"].as_str(), Some("7s"), "the environment beats the file");
-    assert_eq!(effective["delivery"]["concurrency"].as_integer(), Some(32), "untouched file keys stay");
+    assert_eq!(
+        effective["delivery"]["timeout"].as_str(),
+        Some("7s"),
+        "the environment beats the file"
+    );
+    assert_eq!(
+        effective["delivery"]["concurrency"].as_integer(),
+        Some(32),
+        "untouched file keys stay"
+    );
     assert_eq!(effective["ingest"]["max_batch_events"].as_integer(), Some(10));
 }
 
@@ -101,11 +123,19 @@ secret_file = "{}"
     let output = check_config(&path, &[]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let printed = String::from_utf8(output.stdout).unwrap();
-    for secret in ["top-secret-value", "admin-token-value", "old-secret-value", "from-a-file"] {
+    for secret in [
+        "top-secret-value",
+        "admin-token-value",
+        "old-secret-value",
+        "from-a-file",
+    ] {
         assert!(!printed.contains(secret), "{secret} leaked:\n{printed}");
     }
     assert_eq!(printed.matches("\"<redacted>\"").count(), 3, "{printed}");
-    assert!(printed.contains(&secret_file.display().to_string()), "file paths are not secret");
+    assert!(
+        printed.contains(&secret_file.display().to_string()),
+        "file paths are not secret"
+    );
 }
 
 /// One invalid config and the error line it must produce.
@@ -193,18 +223,24 @@ events = ["payment.*"]"#;
         ),
         case(
             "reserved header",
-            &endpoint(&format!("{good}\nsecret = \"s\"\nheaders = {{ \"X-Webhook-Signature\" = \"forged\" }}")),
+            &endpoint(&format!(
+                "{good}\nsecret = \"s\"\nheaders = {{ \"X-Webhook-Signature\" = \"forged\" }}"
+            )),
             "endpoints[0].headers.X-Webhook-Signature: `X-Webhook-Signature` is reserved",
         ),
         case(
             "reserved content type",
-            &endpoint(&format!("{good}\nsecret = \"s\"\nheaders = {{ \"content-type\" = \"text/plain\" }}")),
+            &endpoint(&format!(
+                "{good}\nsecret = \"s\"\nheaders = {{ \"content-type\" = \"text/plain\" }}"
+            )),
             "endpoints[0].headers.content-type: `content-type` is reserved",
         ),
         case(
             "standard webhooks secret",
-            &endpoint(&format!("{good}\nsecret = \"plain\"\nsignatures = [\"hex\", \"standard-webhooks\"]")),
-            "endpoints[0].secret: with standard-webhooks the secret must start with `whsec_`",
+            &endpoint(&format!(
+                "{good}\nsecret = \"plain\"\nsignatures = [\"hex\", \"standard-webhooks\"]"
+            )),
+            "endpoints[0].secret: with standard-webhooks, the secret must start with `whsec_`",
         ),
         case(
             "malformed duration",
@@ -216,15 +252,31 @@ events = ["payment.*"]"#;
             "[delivery]\nretry_schedule = [\"1m\", \"5x\"]\n",
             "delivery.retry_schedule[1]: invalid duration `5x`: unknown unit `x`",
         ),
-        case("zero timeout", "[delivery]\ntimeout = \"0s\"\n", "delivery.timeout: `0s` must be longer than zero"),
-        case("unknown top-level key", "colour = \"blue\"\n", "colour: unknown key `colour`"),
-        case("unknown nested key", "[delivery]\ntimeuot = \"5s\"\n", "delivery.timeuot: unknown key `timeuot`"),
+        case(
+            "zero timeout",
+            "[delivery]\ntimeout = \"0s\"\n",
+            "delivery.timeout: `0s` must be longer than zero",
+        ),
+        case(
+            "unknown top-level key",
+            "colour = \"blue\"\n",
+            "colour: unknown key `colour`",
+        ),
+        case(
+            "unknown nested key",
+            "[delivery]\ntimeuot = \"5s\"\n",
+            "delivery.timeuot: unknown key `timeuot`",
+        ),
         case(
             "unknown endpoint key",
             &endpoint(&format!("{good}\nsecret = \"s\"\nenabeld = false")),
-            "unknown key `enabeld`",
+            "endpoints[0].enabeld: unknown key `enabeld`",
         ),
-        case("wrong type", "[ingest]\nmax_body_bytes = \"big\"\n", "ingest.max_body_bytes: invalid type"),
+        case(
+            "wrong type",
+            "[ingest]\nmax_body_bytes = \"big\"\n",
+            "ingest.max_body_bytes: invalid type",
+        ),
         case(
             "jitter out of range",
             "[delivery]\nretry_jitter = 1.5\n",
@@ -245,13 +297,25 @@ events = ["payment.*"]"#;
             "events = [\"payment.completed\", \"webhook.test\"]\n",
             "events[1]: `webhook.test` is reserved for test pings",
         ),
-        case("bad listen address", "[ingest]\nlisten = \"localhost\"\n", "ingest.listen: `localhost` is not an address"),
-        case("bad log format", "[telemetry]\nlog_format = \"xml\"\n", "telemetry.log_format: unknown format `xml`"),
+        case(
+            "bad listen address",
+            "[ingest]\nlisten = \"localhost\"\n",
+            "ingest.listen: `localhost` is not an address",
+        ),
+        case(
+            "bad log format",
+            "[telemetry]\nlog_format = \"xml\"\n",
+            "telemetry.log_format: unknown format `xml`",
+        ),
         case("toml syntax", "[delivery\ntimeout = 1\n", "(file): "),
         Case {
             env: vec![("HOOKD_DELIVERY__TIMEOUT", "soon")],
             source: Some("env HOOKD_DELIVERY__TIMEOUT"),
-            ..case("malformed duration from env", "", "delivery.timeout: invalid duration `soon`")
+            ..case(
+                "malformed duration from env",
+                "",
+                "delivery.timeout: invalid duration `soon`",
+            )
         },
         Case {
             env: vec![("HOOKD_DELIVERY__TIMEUOT", "5s")],
@@ -267,7 +331,9 @@ events = ["payment.*"]"#;
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         let source = case.source.map_or_else(|| path.display().to_string(), str::to_owned);
         let expected = format!("{source}: {}", case.expect);
-        let ok = output.status.code() == Some(2) && output.stdout.is_empty() && stderr.lines().any(|line| line.contains(&expected));
+        let ok = output.status.code() == Some(2)
+            && output.stdout.is_empty()
+            && stderr.lines().any(|line| line.contains(&expected));
         if !ok {
             failures.push(format!(
                 "{}: exit {:?}, expected a line containing\n  {expected}\ngot:\n{stderr}",
@@ -290,7 +356,12 @@ fn every_problem_is_reported_at_once() {
     let output = check_config(&path, &[]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    for key in ["delivery.timeout", "delivery.shutdown_grace", "endpoints[0].id", "endpoints[0].url"] {
+    for key in [
+        "delivery.timeout",
+        "delivery.shutdown_grace",
+        "endpoints[0].id",
+        "endpoints[0].url",
+    ] {
         assert!(stderr.contains(&format!(": {key}: ")), "{key} missing from:\n{stderr}");
     }
 }
@@ -300,7 +371,10 @@ fn a_missing_file_is_a_config_error() {
     let output = check_config(Path::new("/nonexistent/hookd.toml"), &[]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.starts_with("/nonexistent/hookd.toml: (file): cannot read"), "{stderr}");
+    assert!(
+        stderr.starts_with("/nonexistent/hookd.toml: (file): cannot read"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -310,7 +384,10 @@ fn the_example_config_in_the_repo_is_valid() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let printed = String::from_utf8(output.stdout).unwrap();
     assert!(printed.contains("http://127.0.0.1:9000/webhooks"));
-    assert!(!printed.contains("whsec-demo-only-change-me"), "the demo secret is redacted");
+    assert!(
+        !printed.contains("whsec-demo-only-change-me"),
+        "the demo secret is redacted"
+    );
 }
 
 #[test]
@@ -326,6 +403,9 @@ fn usage_errors_exit_2_and_help_exits_0() {
     for args in [&["--help"][..], &["serve", "--help"], &["check-config", "--help"]] {
         let output = run(args);
         assert_eq!(output.status.code(), Some(0), "{args:?}");
-        assert!(String::from_utf8_lossy(&output.stdout).contains("--"), "{args:?} prints help");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("--"),
+            "{args:?} prints help"
+        );
     }
 }

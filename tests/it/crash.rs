@@ -17,18 +17,26 @@ const ROUNDS: usize = 3;
 /// The deliveries each acknowledged id must have.
 type Acknowledged = Arc<Mutex<BTreeMap<String, u64>>>;
 
+/// The n-th event of a producer; alternating types, so some events get one
+/// delivery and some two.
+fn event_body(id: &str, n: u64) -> String {
+    let event = if n.is_multiple_of(2) {
+        "payment.completed"
+    } else {
+        "enrollment.created"
+    };
+    format!(r#"{{"id":"{id}","event":"{event}","data":{{"n":{n}, "price": 1.0}}}}"#)
+}
+
 /// Posts events as fast as it can until the connection fails (hookd died).
 async fn produce(http: HttpClient, url: String, round: usize, client: usize, acknowledged: Acknowledged) {
     for n in 0.. {
         let id = format!("evt_r{round}_c{client}_n{n}");
-        // Alternate event types so some events get one delivery, some two.
-        let event = if n % 2 == 0 { "payment.completed" } else { "enrollment.created" };
-        let body = format!(r#"{{"id":"{id}","event":"{event}","data":{{"n":{n}, "price": 1.0}}}}"#);
         let request = http.send(
             http::Method::POST,
             &url,
             &[("content-type", "application/json")],
-            body.into(),
+            event_body(&id, n).into(),
         );
         match tokio::time::timeout(Duration::from_secs(30), request).await {
             Ok(Ok(answer)) if answer.status == StatusCode::ACCEPTED => {
@@ -68,18 +76,24 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event() {
     }
 
     let acknowledged = acknowledged.lock().unwrap().clone();
-    assert!(acknowledged.len() >= 1200, "only {} events acknowledged", acknowledged.len());
+    assert!(
+        acknowledged.len() >= 1200,
+        "only {} events acknowledged",
+        acknowledged.len()
+    );
 
     // Restart on the same data directory: every acknowledged id is known,
     // with its deliveries (a resubmission is a duplicate, not a new event).
     let hookd = HookdProcess::spawn(&config);
+    assert_eq!(
+        http.get(&format!("{}/readyz", hookd.admin)).await.status,
+        StatusCode::OK
+    );
     let url = format!("{}/v1/events", hookd.ingest);
     for (id, deliveries) in acknowledged.iter().step_by(7) {
         let parts: Vec<&str> = id.split("_n").collect();
         let n: u64 = parts[1].parse().unwrap();
-        let event = if n % 2 == 0 { "payment.completed" } else { "enrollment.created" };
-        let body = format!(r#"{{"id":"{id}","event":"{event}","data":{{"n":{n}, "price": 1.0}}}}"#);
-        let answer = http.post_json(&url, body).await;
+        let answer = http.post_json(&url, event_body(id, n)).await;
         assert_eq!(answer.status, StatusCode::OK, "{id}: {:?}", answer.json);
         assert_eq!(answer.json["duplicate"], true);
         assert_eq!(answer.json["deliveries"].as_u64(), Some(*deliveries), "{id}");
@@ -89,12 +103,18 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event() {
     // And the store itself holds each one whole.
     let store = hookd::store::Store::open(&dir.path().join("data")).unwrap();
     for (id, deliveries) in &acknowledged {
-        let record = store.event(id).unwrap().unwrap_or_else(|| panic!("{id} was acknowledged but is lost"));
+        let record = store
+            .event(id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{id} was acknowledged but is lost"));
         assert!(std::str::from_utf8(record.data()).unwrap().contains("\"price\": 1.0"));
         let stored = store.deliveries_of_event(id).unwrap();
         assert_eq!(stored.len() as u64, *deliveries, "{id}");
     }
     let counts = store.counts().unwrap();
-    assert_eq!(counts.due, counts.deliveries, "every stored delivery is due exactly once");
+    assert_eq!(
+        counts.due, counts.deliveries,
+        "every stored delivery is due exactly once"
+    );
     store.close();
 }

@@ -105,12 +105,30 @@ async fn one_bad_item_refuses_the_whole_batch_naming_its_index() {
 #[tokio::test]
 async fn batch_shape_and_size_errors() {
     let sidecar = sidecar().await;
-    let six: Vec<_> = (0..6).map(|_| json!({"event": "payment.completed", "data": {}})).collect();
+    let six: Vec<_> = (0..6)
+        .map(|_| json!({"event": "payment.completed", "data": {}}))
+        .collect();
     let cases = [
-        (json!({ "events": six }).to_string(), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-        (json!({ "events": [] }).to_string(), StatusCode::BAD_REQUEST, "invalid_field"),
-        (json!({ "items": [] }).to_string(), StatusCode::BAD_REQUEST, "invalid_field"),
-        (json!([{"event": "payment.completed", "data": {}}]).to_string(), StatusCode::BAD_REQUEST, "invalid_field"),
+        (
+            json!({ "events": six }).to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            json!({ "events": [] }).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            json!({ "items": [] }).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            json!([{"event": "payment.completed", "data": {}}]).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
         ("{\"events\": [".to_owned(), StatusCode::BAD_REQUEST, "invalid_json"),
     ];
     for (body, status, code) in cases {

@@ -36,21 +36,44 @@ async fn the_sweep_removes_only_what_finished_before_the_cutoff() {
         ])
         .await
         .unwrap();
-    store.finish_delivery("evt_done.a", DeliveryStatus::Succeeded, START + HOUR_MS).unwrap();
-    store.finish_delivery("evt_done.b", DeliveryStatus::Failed, START + 2 * HOUR_MS).unwrap();
-    store.finish_delivery("evt_half.a", DeliveryStatus::Succeeded, START + HOUR_MS).unwrap();
-    store.finish_delivery("evt_recent.a", DeliveryStatus::Succeeded, START + 30 * HOUR_MS).unwrap();
+    store
+        .finish_delivery("evt_done.a", DeliveryStatus::Succeeded, START + HOUR_MS)
+        .unwrap();
+    store
+        .finish_delivery("evt_done.b", DeliveryStatus::Failed, START + 2 * HOUR_MS)
+        .unwrap();
+    store
+        .finish_delivery("evt_half.a", DeliveryStatus::Succeeded, START + HOUR_MS)
+        .unwrap();
+    store
+        .finish_delivery("evt_recent.a", DeliveryStatus::Succeeded, START + 30 * HOUR_MS)
+        .unwrap();
 
     // 24 h retention, 26 h after the start: the cutoff is START + 2 h.
     let stats = store.sweep(START + 26 * HOUR_MS + 1, 24 * HOUR_MS).unwrap();
     assert_eq!((stats.deliveries, stats.events), (3, 2), "{stats:?}");
-    assert!(store.event("evt_done").unwrap().is_none(), "all its deliveries finished long ago");
-    assert!(store.event("evt_quiet").unwrap().is_none(), "an event with no deliveries goes too");
+    assert!(
+        store.event("evt_done").unwrap().is_none(),
+        "all its deliveries finished long ago"
+    );
+    assert!(
+        store.event("evt_quiet").unwrap().is_none(),
+        "an event with no deliveries goes too"
+    );
     assert!(store.event("evt_half").unwrap().is_some(), "one delivery still pending");
     assert!(store.delivery("evt_half.a").unwrap().is_none());
-    assert_eq!(store.delivery("evt_half.b").unwrap().unwrap().status, DeliveryStatus::Pending);
-    assert!(store.event("evt_recent").unwrap().is_some(), "finished within the retention");
-    assert!(store.event("evt_waiting").unwrap().is_some(), "pending work is never swept");
+    assert_eq!(
+        store.delivery("evt_half.b").unwrap().unwrap().status,
+        DeliveryStatus::Pending
+    );
+    assert!(
+        store.event("evt_recent").unwrap().is_some(),
+        "finished within the retention"
+    );
+    assert!(
+        store.event("evt_waiting").unwrap().is_some(),
+        "pending work is never swept"
+    );
 
     let counts = store.counts().unwrap();
     assert_eq!(counts.events, 3);
@@ -60,7 +83,10 @@ async fn the_sweep_removes_only_what_finished_before_the_cutoff() {
     assert_eq!(counts.finished, 1);
 
     // A second sweep at the same time finds nothing more.
-    assert_eq!(store.sweep(START + 26 * HOUR_MS + 1, 24 * HOUR_MS).unwrap(), Default::default());
+    assert_eq!(
+        store.sweep(START + 26 * HOUR_MS + 1, 24 * HOUR_MS).unwrap(),
+        Default::default()
+    );
     store.close();
 }
 
@@ -69,10 +95,27 @@ async fn the_due_index_only_holds_pending_deliveries() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store.ingest(vec![event("evt_1", &["a", "b"], START)]).await.unwrap();
-    assert_eq!(store.due(START - 1, 10).unwrap(), vec![], "nothing due before it was received");
-    let due = store.due(START, 10).unwrap();
-    assert_eq!(due, vec![(START, "evt_1.a".to_owned()), (START, "evt_1.b".to_owned())]);
-    store.finish_delivery("evt_1.a", DeliveryStatus::Succeeded, START + 5).unwrap();
-    assert_eq!(store.due(u64::MAX - 1, 10).unwrap(), vec![(START, "evt_1.b".to_owned())]);
+    store.ingest(vec![event("evt_2", &["a"], START + 1)]).await.unwrap();
+    assert_eq!(
+        store.due("a", START - 1, 10).unwrap(),
+        vec![],
+        "nothing due before it was received"
+    );
+    assert_eq!(store.due("a", START, 10).unwrap(), vec![(START, "evt_1.a".to_owned())]);
+    assert_eq!(
+        store.due("a", START + 1, 10).unwrap(),
+        vec![(START, "evt_1.a".to_owned()), (START + 1, "evt_2.a".to_owned())]
+    );
+    assert_eq!(
+        store.due("b", START + 1, 10).unwrap(),
+        vec![(START, "evt_1.b".to_owned())]
+    );
+    store
+        .finish_delivery("evt_1.a", DeliveryStatus::Succeeded, START + 5)
+        .unwrap();
+    assert_eq!(
+        store.due("a", u64::MAX - 1, 10).unwrap(),
+        vec![(START + 1, "evt_2.a".to_owned())]
+    );
     store.close();
 }

@@ -12,7 +12,6 @@ use hyper_util::rt::TokioExecutor;
 pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
-    pub body: Bytes,
     pub json: serde_json::Value,
 }
 
@@ -66,13 +65,13 @@ impl HttpClient {
             .await?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.into_body().collect().await.expect("reading the answer").to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("reading the answer")
+            .to_bytes();
         let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-        Ok(Answer {
-            status,
-            headers,
-            body,
-            json,
-        })
+        Ok(Answer { status, headers, json })
     }
 }

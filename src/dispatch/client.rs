@@ -1,0 +1,173 @@
+//! The outbound HTTP client and the tower stack every attempt goes through.
+//!
+//! [`http_client`] is hyper-util's pooled client (HTTP/1.1, and HTTP/2
+//! where TLS negotiates it) over rustls with the Web PKI roots plus
+//! `delivery.ca_file`, connecting through the SSRF guard
+//! ([`GuardedConnector`]). It never follows redirects: hyper-util's client
+//! does not, and hookd files a 3xx as a failed attempt.
+//!
+//! [`endpoint_stack`] is the one place the layers are put together.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use tokio::sync::Semaphore;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::timeout::TimeoutLayer;
+use tower::util::BoxCloneService;
+use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
+use tracing::Instrument;
+
+use super::adaptive_limit::{AdaptiveLimit, AdaptiveLimitLayer};
+use super::connector::GuardedConnector;
+use super::destination::DestinationPolicy;
+use super::outcome::{ErrorKind, classify};
+
+pub type OutboundBody = Full<Bytes>;
+pub type HttpClient = Client<HttpsConnector<GuardedConnector>, OutboundBody>;
+/// One endpoint's stack: a request in, the response headers out.
+pub type EndpointStack = BoxCloneService<Request<OutboundBody>, Response<Incoming>, BoxError>;
+
+/// How long idle connections to a subscriber are kept for reuse.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Who an attempt is for; put in the request's extensions for the trace
+/// layer. Holds nothing secret.
+#[derive(Debug, Clone)]
+pub struct AttemptLabels {
+    pub endpoint: String,
+    pub event: String,
+    pub event_id: String,
+    pub attempt: u32,
+}
+
+/// Builds the shared client. Fails only on an unreadable `ca_file`.
+pub fn http_client(
+    policy: Arc<RwLock<DestinationPolicy>>,
+    ca_file: Option<&Path>,
+    idle_per_host: usize,
+) -> Result<HttpClient, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let certificates = CertificateDer::pem_file_iter(path)
+            .map_err(|error| format!("cannot read delivery.ca_file {}: {error}", path.display()))?;
+        for certificate in certificates {
+            let certificate =
+                certificate.map_err(|error| format!("delivery.ca_file {}: {error}", path.display()))?;
+            roots
+                .add(certificate)
+                .map_err(|error| format!("delivery.ca_file {}: {error}", path.display()))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| format!("TLS setup: {error}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(GuardedConnector::new(policy));
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(idle_per_host)
+        .build(https))
+}
+
+/// The stack for one endpoint, outermost layer first:
+///
+/// 1. **trace**: one span per attempt, named by endpoint, event and
+///    attempt, recording the status or error kind; outermost so it covers
+///    the waits for permits too.
+/// 2. **the endpoint's adaptive limit**: taken before the global permit, so
+///    an endpoint at its limit waits without holding a global permit that
+///    a healthy endpoint could use.
+/// 3. **the global limit** (`delivery.concurrency`), shared by all
+///    endpoints.
+/// 4. **timeout** (`delivery.timeout`): starts when the request is sent and
+///    covers connecting, TLS and waiting for the response headers; inside
+///    the limits, so time spent queueing for a permit is not counted.
+/// 5. **the client**.
+pub fn endpoint_stack(
+    client: HttpClient,
+    limit: Arc<AdaptiveLimit>,
+    global: Arc<Semaphore>,
+    timeout: Duration,
+) -> EndpointStack {
+    let stack = ServiceBuilder::new()
+        .layer_fn(Traced)
+        .layer(AdaptiveLimitLayer::new(limit))
+        .layer(GlobalConcurrencyLimitLayer::with_semaphore(global))
+        .layer(TimeoutLayer::new(timeout))
+        .service(client.map_err(BoxError::from));
+    BoxCloneService::new(stack)
+}
+
+/// The trace layer: wraps each call in an `attempt` span.
+#[derive(Clone)]
+pub struct Traced<S>(S);
+
+impl<S> Service<Request<OutboundBody>> for Traced<S>
+where
+    S: Service<Request<OutboundBody>, Response = Response<Incoming>, Error = BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Incoming>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Incoming>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<OutboundBody>) -> Self::Future {
+        let span = match request.extensions().get::<AttemptLabels>() {
+            Some(labels) => tracing::info_span!(
+                "attempt",
+                endpoint = %labels.endpoint,
+                event = %labels.event,
+                event_id = %labels.event_id,
+                attempt = labels.attempt,
+                status = tracing::field::Empty,
+                error_kind = tracing::field::Empty,
+            ),
+            None => tracing::info_span!("attempt", status = tracing::field::Empty, error_kind = tracing::field::Empty),
+        };
+        let response = self.0.call(request);
+        let recorder = span.clone();
+        Box::pin(
+            async move {
+                let result = response.await;
+                match &result {
+                    Ok(response) => {
+                        recorder.record("status", response.status().as_u16());
+                        if let Some(kind) = ErrorKind::of_status(response.status()) {
+                            recorder.record("error_kind", kind.as_str());
+                        }
+                    }
+                    Err(error) => {
+                        recorder.record("error_kind", classify(error.as_ref()).as_str());
+                    }
+                }
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
