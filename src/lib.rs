@@ -9,6 +9,8 @@
 //! - [`store`] writes the event and one delivery per subscribed endpoint in
 //!   one synced batch before the app gets its 202, and removes finished work
 //!   after `storage.retention`;
+//! - [`dispatch`] reads each endpoint's due deliveries and sends them,
+//!   signed ([`sign`]), retrying on failure;
 //! - [`api::admin`] serves health to probes and operators;
 //! - [`config`] loads and checks the settings all of this runs on;
 //! - [`telemetry`] sets up logs.
@@ -19,6 +21,7 @@ pub mod api;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod dispatch;
 pub mod event;
 pub mod sign;
 pub mod store;
@@ -35,6 +38,8 @@ use tokio::sync::watch;
 
 use crate::api::AppState;
 use crate::config::Settings;
+use crate::dispatch::Dispatcher;
+use crate::dispatch::wakeup::Wakeups;
 use crate::store::Store;
 
 /// How often finished work older than `storage.retention` is removed.
@@ -68,10 +73,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let retention = settings.storage.retention;
+    let grace = settings.delivery.shutdown_grace;
+    let wakeups = Arc::new(Wakeups::default());
+    let dispatcher = Dispatcher::start(&settings, store.clone(), &wakeups).map_err(anyhow::Error::msg)?;
     let (_settings_sender, settings) = watch::channel(Arc::new(settings));
     let state = AppState {
         store: store.clone(),
         settings,
+        wakeups,
     };
     let ingest_address = listeners.ingest.local_addr()?;
     let admin_address = listeners.admin.local_addr()?;
@@ -87,6 +96,7 @@ pub async fn run(
     let ingest = serve(listeners.ingest, api::ingest::router(state.clone()), stopped.clone());
     let admin = serve(listeners.admin, api::admin::router(state), stopped);
     let (ingest, admin) = tokio::join!(ingest, admin);
+    dispatcher.shutdown(grace).await;
     sweeper.abort();
     tokio::task::spawn_blocking(move || store.close()).await?;
     tracing::info!("hookd stopped");

@@ -21,7 +21,7 @@ use super::AppState;
 use super::error::{ApiError, method_not_allowed, not_found};
 use super::event_request::{Context, json_error, parse_batch_item, parse_event};
 use super::json_body::read_json_body;
-use crate::store::IngestOutcome;
+use crate::store::{IngestOutcome, NewEvent};
 
 /// The W3C trace context header.
 const TRACEPARENT: &str = "traceparent";
@@ -44,9 +44,7 @@ async fn post_event(State(state): State<AppState>, headers: HeaderMap, body: Bod
         traceparent: traceparent(&headers),
     };
     let event = parse_event(json, &context)?;
-    let outcome = state
-        .store
-        .ingest(vec![event])
+    let outcome = store_and_wake(&state, vec![event])
         .await?
         .pop()
         .expect("one outcome per event");
@@ -96,9 +94,27 @@ async fn post_batch(State(state): State<AppState>, headers: HeaderMap, body: Bod
         }
         events.push(event);
     }
-    let outcomes = state.store.ingest(events).await?;
+    let outcomes = store_and_wake(&state, events).await?;
     let answers: Vec<_> = outcomes.iter().map(outcome_json).collect();
     Ok((StatusCode::ACCEPTED, Json(json!({ "events": answers }))).into_response())
+}
+
+/// Stores the events, then wakes the workers of the endpoints that got new
+/// deliveries.
+async fn store_and_wake(state: &AppState, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, ApiError> {
+    let deliveries: Vec<(Vec<String>, u64)> = events
+        .iter()
+        .map(|event| (event.endpoints.clone(), event.received_at))
+        .collect();
+    let outcomes = state.store.ingest(events).await?;
+    for ((endpoints, due), outcome) in deliveries.iter().zip(&outcomes) {
+        if !outcome.duplicate {
+            for endpoint in endpoints {
+                state.wakeups.wake(endpoint, *due);
+            }
+        }
+    }
+    Ok(outcomes)
 }
 
 fn outcome_json(outcome: &IngestOutcome) -> serde_json::Value {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::config::Settings;
+use crate::dispatch::wakeup::Wakeups;
 use crate::store::Store;
 
 /// What the handlers share.
@@ -20,6 +21,8 @@ pub struct AppState {
     pub store: Store,
     /// The current config; a reload publishes a new one.
     pub settings: watch::Receiver<Arc<Settings>>,
+    /// Rung after new deliveries are stored, so they go out at once.
+    pub wakeups: Arc<Wakeups>,
 }
 
 impl AppState {

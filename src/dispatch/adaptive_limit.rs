@@ -49,7 +49,11 @@ impl AdaptiveLimit {
         let max = max.max(1);
         Arc::new(AdaptiveLimit {
             semaphore: Arc::new(Semaphore::new(max)),
-            state: Mutex::new(LimitState { limit: max, max, owed: 0 }),
+            state: Mutex::new(LimitState {
+                limit: max,
+                max,
+                owed: 0,
+            }),
         })
     }
 
@@ -222,13 +226,19 @@ mod tests {
     #[test]
     fn permits_in_use_are_forgotten_when_the_limit_shrinks() {
         let limit = AdaptiveLimit::new(4);
-        let held: Vec<_> = (0..4).map(|_| limit.semaphore.clone().try_acquire_owned().unwrap()).collect();
+        let held: Vec<_> = (0..4)
+            .map(|_| limit.semaphore.clone().try_acquire_owned().unwrap())
+            .collect();
         limit.record(Signal::Overloaded);
         assert_eq!(limit.current(), 2);
         for permit in held {
             limit.release(permit);
         }
-        assert_eq!(limit.semaphore.available_permits(), 2, "two owed permits were forgotten");
+        assert_eq!(
+            limit.semaphore.available_permits(),
+            2,
+            "two owed permits were forgotten"
+        );
         limit.set_max(1);
         assert_eq!((limit.current(), limit.semaphore.available_permits()), (1, 1));
     }

@@ -82,8 +82,13 @@ pub async fn attempt(context: &AttemptContext, mut stack: EndpointStack, id: &st
     let now = clock::now_ms();
     let next = match error_kind {
         None => NextStep::Succeeded,
-        Some(_) => match context.retry.after_failure(number, retry_after, rand::random_range(-1.0..=1.0)) {
-            AfterFailure::RetryIn(delay) => NextStep::RetryAt(now + u64::try_from(delay.as_millis()).unwrap_or(u64::MAX / 2)),
+        Some(_) => match context
+            .retry
+            .after_failure(number, retry_after, rand::random_range(-1.0..=1.0))
+        {
+            AfterFailure::RetryIn(delay) => {
+                NextStep::RetryAt(now + u64::try_from(delay.as_millis()).unwrap_or(u64::MAX / 2))
+            }
             AfterFailure::GiveUp => NextStep::Failed,
         },
     };
@@ -105,7 +110,14 @@ fn log_outcome(endpoint: &str, id: &str, record: &AttemptRecord, next: NextStep)
     let kind = record.error_kind.as_deref();
     match next {
         NextStep::Succeeded => {
-            tracing::debug!(endpoint, delivery = id, attempt = record.n, ?status, latency_ms = record.latency_ms, "delivered");
+            tracing::debug!(
+                endpoint,
+                delivery = id,
+                attempt = record.n,
+                ?status,
+                latency_ms = record.latency_ms,
+                "delivered"
+            );
         }
         NextStep::RetryAt(at) => tracing::warn!(
             endpoint,

@@ -66,8 +66,7 @@ pub fn http_client(
         let certificates = CertificateDer::pem_file_iter(path)
             .map_err(|error| format!("cannot read delivery.ca_file {}: {error}", path.display()))?;
         for certificate in certificates {
-            let certificate =
-                certificate.map_err(|error| format!("delivery.ca_file {}: {error}", path.display()))?;
+            let certificate = certificate.map_err(|error| format!("delivery.ca_file {}: {error}", path.display()))?;
             roots
                 .add(certificate)
                 .map_err(|error| format!("delivery.ca_file {}: {error}", path.display()))?;
@@ -147,7 +146,11 @@ where
                 status = tracing::field::Empty,
                 error_kind = tracing::field::Empty,
             ),
-            None => tracing::info_span!("attempt", status = tracing::field::Empty, error_kind = tracing::field::Empty),
+            None => tracing::info_span!(
+                "attempt",
+                status = tracing::field::Empty,
+                error_kind = tracing::field::Empty
+            ),
         };
         let response = self.0.call(request);
         let recorder = span.clone();

@@ -80,7 +80,10 @@ impl tower::Service<Uri> for GuardedConnector {
             let addresses = resolve(&host, port).await?;
             let permitted: Vec<SocketAddr> = {
                 let policy = policy.read().expect("policy lock");
-                addresses.into_iter().filter(|address| policy.permits(address.ip())).collect()
+                addresses
+                    .into_iter()
+                    .filter(|address| policy.permits(address.ip()))
+                    .collect()
             };
             if permitted.is_empty() {
                 return Err(ConnectError::Blocked { host });
@@ -113,7 +116,10 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ConnectError>
         host: host.to_owned(),
         source,
     };
-    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((bare, port)).await.map_err(dns_error)?.collect();
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
+        .await
+        .map_err(dns_error)?
+        .collect();
     if addresses.is_empty() {
         return Err(dns_error(std::io::Error::new(
             std::io::ErrorKind::NotFound,

@@ -94,7 +94,10 @@ pub fn classify(error: &(dyn StdError + 'static)) -> ErrorKind {
 /// Whether an error says the endpoint is overloaded or unreachable, which
 /// halves its concurrency: a timeout or a failure to connect.
 pub fn is_overload_error(error: &(dyn StdError + 'static)) -> bool {
-    matches!(classify(error), ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Tls | ErrorKind::Dns)
+    matches!(
+        classify(error),
+        ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Tls | ErrorKind::Dns
+    )
 }
 
 /// Reads at most [`SNIPPET_LIMIT`] bytes of `body` within `patience`. What
@@ -130,7 +133,10 @@ mod tests {
         assert_eq!(ErrorKind::of_status(http::StatusCode::NO_CONTENT), None);
         assert_eq!(ErrorKind::of_status(http::StatusCode::FOUND), Some(ErrorKind::Redirect));
         assert_eq!(ErrorKind::of_status(http::StatusCode::GONE), Some(ErrorKind::Status));
-        assert_eq!(ErrorKind::of_status(http::StatusCode::BAD_GATEWAY), Some(ErrorKind::Status));
+        assert_eq!(
+            ErrorKind::of_status(http::StatusCode::BAD_GATEWAY),
+            Some(ErrorKind::Status)
+        );
     }
 
     #[test]

@@ -42,12 +42,24 @@ impl Target {
         let mut standard = Vec::new();
         if endpoint.standard_webhooks {
             // The config check made sure these are whsec_ secrets.
-            standard.extend(StandardSigner::new(endpoint.secret.expose()).ok().map(|signer| (signer, None)));
+            standard.extend(
+                StandardSigner::new(endpoint.secret.expose())
+                    .ok()
+                    .map(|signer| (signer, None)),
+            );
             for (secret, until) in &endpoint.previous_secrets {
-                standard.extend(StandardSigner::new(secret.expose()).ok().map(|signer| (signer, Some(*until))));
+                standard.extend(
+                    StandardSigner::new(secret.expose())
+                        .ok()
+                        .map(|signer| (signer, Some(*until))),
+                );
             }
         }
-        Target { endpoint, hex, standard }
+        Target {
+            endpoint,
+            hex,
+            standard,
+        }
     }
 }
 

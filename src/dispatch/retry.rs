@@ -99,25 +99,46 @@ mod tests {
             ]
         );
         assert_eq!(policy.max_attempts(), 6);
-        assert_eq!(policy.after_failure(7, None, 0.0), AfterFailure::GiveUp, "a failed manual retry");
+        assert_eq!(
+            policy.after_failure(7, None, 0.0),
+            AfterFailure::GiveUp,
+            "a failed manual retry"
+        );
         assert_eq!(policy.after_failure(0, None, 0.0), AfterFailure::GiveUp);
     }
 
     #[test]
     fn jitter_spreads_both_ways() {
         let policy = default_policy(0.1);
-        assert_eq!(policy.after_failure(1, None, -1.0), AfterFailure::RetryIn(Duration::from_secs(54)));
-        assert_eq!(policy.after_failure(1, None, 1.0), AfterFailure::RetryIn(Duration::from_secs(66)));
+        assert_eq!(
+            policy.after_failure(1, None, -1.0),
+            AfterFailure::RetryIn(Duration::from_secs(54))
+        );
+        assert_eq!(
+            policy.after_failure(1, None, 1.0),
+            AfterFailure::RetryIn(Duration::from_secs(66))
+        );
     }
 
     #[test]
     fn retry_after_waits_longer_but_at_most_twice_the_schedule() {
         let policy = default_policy(0.0);
         let wait = |seconds| policy.after_failure(1, Some(Duration::from_secs(seconds)), 0.0);
-        assert_eq!(wait(30), AfterFailure::RetryIn(minutes(1)), "shorter wish: the schedule wins");
+        assert_eq!(
+            wait(30),
+            AfterFailure::RetryIn(minutes(1)),
+            "shorter wish: the schedule wins"
+        );
         assert_eq!(wait(90), AfterFailure::RetryIn(Duration::from_secs(90)));
-        assert_eq!(wait(3600), AfterFailure::RetryIn(minutes(2)), "capped at twice the schedule");
-        assert_eq!(policy.after_failure(6, Some(Duration::from_secs(1)), 0.0), AfterFailure::GiveUp);
+        assert_eq!(
+            wait(3600),
+            AfterFailure::RetryIn(minutes(2)),
+            "capped at twice the schedule"
+        );
+        assert_eq!(
+            policy.after_failure(6, Some(Duration::from_secs(1)), 0.0),
+            AfterFailure::GiveUp
+        );
     }
 
     #[test]
@@ -129,7 +150,10 @@ mod tests {
             parse_retry_after("Wed, 21 Oct 2015 07:30:00 GMT", now),
             Some(Duration::from_secs(120))
         );
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         for junk in ["", "-5", "1.5", "soon", "99999999999999999999999"] {
             assert_eq!(parse_retry_after(junk, now), None, "{junk}");
         }

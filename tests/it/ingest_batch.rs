@@ -4,7 +4,7 @@ use http::StatusCode;
 use serde_json::json;
 
 use crate::support::TWO_ENDPOINTS;
-use crate::support::sidecar::Sidecar;
+use crate::support::sidecar::{Sidecar, ingested};
 
 async fn sidecar() -> Sidecar {
     Sidecar::start(&format!("[ingest]\nmax_batch_events = 5\n{TWO_ENDPOINTS}")).await
@@ -30,7 +30,7 @@ async fn a_batch_is_stored_whole_and_answered_in_order() {
     assert!(events[1]["id"].as_str().unwrap().starts_with("evt_"));
     assert_eq!(events[1]["deliveries"], 1);
     assert_eq!(events[2], json!({"id": "evt_b3", "deliveries": 0}));
-    let counts = sidecar.store.counts().unwrap();
+    let counts = ingested(&sidecar.store);
     assert_eq!((counts.events, counts.deliveries), (3, 3));
 
     // Resubmitting marks each stored item as a duplicate and stores nothing.
@@ -44,7 +44,7 @@ async fn a_batch_is_stored_whole_and_answered_in_order() {
         answer.json["events"],
         json!([{"id": "evt_b1", "deliveries": 2, "duplicate": true}, {"id": "evt_b4", "deliveries": 1}])
     );
-    assert_eq!(sidecar.store.counts().unwrap().events, 4);
+    assert_eq!(ingested(&sidecar.store).events, 4);
 }
 
 #[tokio::test]
@@ -57,7 +57,7 @@ async fn one_bad_item_refuses_the_whole_batch_naming_its_index() {
             r#"{"id":"evt_taken","event":"payment.completed","data":{"v":1}}"#,
         )
         .await;
-    let before = sidecar.store.counts().unwrap();
+    let before = ingested(&sidecar.store);
     let cases = [
         (
             json!([{"event": "payment.completed", "data": {}, "id": "evt_x1"}, {"event": "payment.completed"}]),
@@ -96,7 +96,7 @@ async fn one_bad_item_refuses_the_whole_batch_naming_its_index() {
         assert_eq!(answer.status, status, "{body}: {:?}", answer.json);
         assert_eq!(answer.error_code(), code, "{body}");
         assert_eq!(answer.json["error"]["index"], index, "{body}");
-        assert_eq!(sidecar.store.counts().unwrap(), before, "{body}: nothing stored");
+        assert_eq!(ingested(&sidecar.store), before, "{body}: nothing stored");
     }
     assert!(sidecar.store.event("evt_x1").unwrap().is_none());
     assert!(sidecar.store.event("evt_new").unwrap().is_none());
@@ -135,5 +135,5 @@ async fn batch_shape_and_size_errors() {
         let answer = sidecar.http.post_json(&batch_url(&sidecar), body.clone()).await;
         assert_eq!((answer.status, answer.error_code()), (status, code), "{body}");
     }
-    assert_eq!(sidecar.store.counts().unwrap().events, 0);
+    assert_eq!(ingested(&sidecar.store).events, 0);
 }

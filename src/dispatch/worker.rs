@@ -1,0 +1,122 @@
+//! One endpoint's worker: reads that endpoint's due deliveries from the
+//! store in time order and starts an attempt for each, as its stack's
+//! limits allow.
+//!
+//! Each endpoint has its own worker and its own `due` key range, so a
+//! backlog or a hanging subscriber on one endpoint never stands in front of
+//! another's work (no head-of-line blocking). The worker keeps no queue of
+//! its own: the store is the queue. It reads from a cursor (the due time of
+//! the last delivery it started), skips deliveries already in flight, and
+//! sleeps until the next due time or a wake from ingest, whichever is first.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+use super::attempt::{AttemptContext, Attempted, attempt};
+use super::client::EndpointStack;
+use super::wakeup::Wakeup;
+use crate::clock;
+use crate::store::NextStep;
+
+/// Due deliveries read per look at the store, beyond those in flight.
+const SCAN_BATCH: usize = 64;
+/// The longest a worker sleeps without looking, as a safety net.
+const MAX_IDLE: Duration = Duration::from_secs(5);
+/// How often the worker reads its queue from the start rather than from its
+/// cursor, in case the wall clock stepped back.
+const FULL_RESCAN: Duration = Duration::from_secs(60);
+/// The pause before retrying after the store failed to record an attempt.
+const STORE_ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+pub struct Worker {
+    pub endpoint: String,
+    pub stack: EndpointStack,
+    pub context: Arc<AttemptContext>,
+    pub wakeup: Arc<Wakeup>,
+}
+
+impl Worker {
+    /// Runs until `stop` turns true; returns the attempts still in flight,
+    /// for the shutdown grace period.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) -> JoinSet<()> {
+        let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let mut attempts = JoinSet::new();
+        let mut cursor = 0u64;
+        let mut last_full_scan = Instant::now();
+        'work: while !*stop.borrow() {
+            while attempts.try_join_next().is_some() {}
+            if let Some(at) = self.wakeup.take_earliest() {
+                cursor = cursor.min(at);
+            }
+            if last_full_scan.elapsed() >= FULL_RESCAN {
+                cursor = 0;
+                last_full_scan = Instant::now();
+            }
+            let now = clock::now_ms();
+            let busy = in_flight.lock().expect("in-flight lock").len();
+            let due = match self
+                .context
+                .store
+                .due_between(&self.endpoint, cursor, now, busy + SCAN_BATCH)
+            {
+                Ok(due) => due,
+                Err(error) => {
+                    tracing::error!(endpoint = %self.endpoint, %error, "cannot read due deliveries");
+                    tokio::time::sleep(STORE_ERROR_BACKOFF).await;
+                    continue;
+                }
+            };
+            let fresh: Vec<(u64, String)> = {
+                let in_flight = in_flight.lock().expect("in-flight lock");
+                due.into_iter().filter(|(_, id)| !in_flight.contains(id)).collect()
+            };
+            if fresh.is_empty() {
+                let next = self.context.store.next_due(&self.endpoint, now).ok().flatten();
+                let idle = next.map_or(MAX_IDLE, |at| {
+                    Duration::from_millis(at.saturating_sub(now)).min(MAX_IDLE)
+                });
+                tokio::select! {
+                    () = self.wakeup.notified() => {}
+                    () = tokio::time::sleep(idle) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            for (due_at, id) in fresh {
+                // Wait for the endpoint's and the global permits.
+                let mut stack = self.stack.clone();
+                tokio::select! {
+                    ready = stack.ready() => if let Err(error) = ready {
+                        tracing::error!(endpoint = %self.endpoint, %error, "the outbound stack is not ready");
+                        continue 'work;
+                    },
+                    _ = stop.changed() => break 'work,
+                }
+                cursor = due_at;
+                in_flight.lock().expect("in-flight lock").insert(id.clone());
+                let context = self.context.clone();
+                let wakeup = self.wakeup.clone();
+                let in_flight = in_flight.clone();
+                attempts.spawn(async move {
+                    let result = attempt(&context, stack, &id).await;
+                    in_flight.lock().expect("in-flight lock").remove(&id);
+                    match result {
+                        Ok(Attempted::Sent(NextStep::RetryAt(at))) => wakeup.wake(at),
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::error!(delivery = %id, %error, "cannot record an attempt; it will be made again");
+                            tokio::time::sleep(STORE_ERROR_BACKOFF).await;
+                            wakeup.wake(due_at);
+                        }
+                    }
+                });
+            }
+        }
+        attempts
+    }
+}
