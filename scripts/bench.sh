@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+build_deps
 optimised=(--config 'profile.dev.package.hookd.opt-level=3' --config 'profile.dev.package.hookd.debug-assertions=false')
 cargo build "${optimised[@]}" --bin hookd --bin hookd-bench
 target="${CARGO_TARGET_DIR:-/var/tmp/hookd-target}"

@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+build_deps
 exec cargo run --bin hookd -- serve --config config/hookd.toml "$@"

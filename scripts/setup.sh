@@ -1,20 +1,35 @@
 #!/usr/bin/env bash
-# Installs what building and testing hookd needs on a fresh Debian machine
-# that has only Rust: clang and libclang (RocksDB's bindings are generated
-# with bindgen, and its C++ is compiled with the system compiler).
-# Sourced by run.sh and test.sh; safe to run again, it installs only what
-# is missing.
+# What building and testing hookd needs on a fresh Debian machine that has
+# only Rust. Sourced by run.sh (build_deps) and test.sh (both); each
+# function installs only what is missing, so running it again is cheap.
 set -euo pipefail
 
-missing=()
-command -v clang >/dev/null 2>&1 || missing+=(clang)
-ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || missing+=(libclang-dev)
-command -v g++ >/dev/null 2>&1 || missing+=(g++)
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
-if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}" >&2
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+apt_install() {
+  echo "setup: installing $*" >&2
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+# RocksDB's bindings are generated with bindgen (libclang), and its C++ is
+# compiled with the system compiler.
+build_deps() {
+  local missing=()
+  command -v clang >/dev/null 2>&1 || missing+=(clang)
+  ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || missing+=(libclang-dev)
+  command -v g++ >/dev/null 2>&1 || missing+=(g++)
+  if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
+}
+
+# The tests run real subscribers under Node: the SPEC's snippet and the
+# official Standard Webhooks verifier (npm package standardwebhooks).
+test_deps() {
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+  fi
+  if [ ! -d tests/node/node_modules/standardwebhooks ]; then
+    (cd tests/node && npm ci --no-audit --no-fund --silent)
+  fi
+}

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+build_deps
+test_deps
 
 echo "== cargo fmt --check" >&2
 cargo fmt --check

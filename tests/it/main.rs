@@ -3,6 +3,7 @@
 
 mod config;
 mod crash;
+mod delivery;
 mod health;
 mod ingest;
 mod ingest_batch;

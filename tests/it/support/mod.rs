@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod process;
+pub mod receiver;
 pub mod sidecar;
 
 /// A config for tests: ephemeral ports and the given data directory, with
@@ -53,3 +54,19 @@ url = "http://127.0.0.1:9/billing"
 events = ["payment.*"]
 secret = "billing secret"
 "#;
+
+/// Polls `check` every 20 ms until it gives a value; panics after
+/// `patience`.
+pub async fn eventually<T>(patience: std::time::Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met within {patience:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

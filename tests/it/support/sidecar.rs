@@ -1,7 +1,7 @@
 //! hookd running inside the test process: the real `run`, real sockets,
 //! real RocksDB; the test keeps a handle on the store to look inside.
 
-use hookd::store::{Counts, Store};
+use hookd::store::{Counts, DeliveryRecord, DeliveryStatus, Store};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -43,6 +43,27 @@ impl Sidecar {
             task: Some(task),
             _dir: dir,
         }
+    }
+
+    /// Posts one event and returns its id; the event must be accepted.
+    pub async fn post_event(&self, body: &str) -> String {
+        let answer = self
+            .http
+            .post_json(&format!("{}/v1/events", self.ingest), body.to_owned())
+            .await;
+        assert_eq!(answer.status, http::StatusCode::ACCEPTED, "{body}: {:?}", answer.json);
+        answer.json["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// Waits until delivery `id` is no longer pending and returns it.
+    pub async fn finished(&self, id: &str, patience: std::time::Duration) -> DeliveryRecord {
+        super::eventually(patience, || {
+            self.store
+                .delivery(id)
+                .expect("reading the store")
+                .filter(|delivery| delivery.status != DeliveryStatus::Pending)
+        })
+        .await
     }
 
     /// Stops hookd the way SIGTERM would and waits for it to finish.
