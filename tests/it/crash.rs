@@ -1,5 +1,6 @@
-//! SIGKILL during ingest: every event answered 202 survives, with its
-//! deliveries, after a restart on the same data directory.
+//! SIGKILL at any moment loses nothing acknowledged: every event answered
+//! 202 survives a restart with its deliveries, and reaches its subscriber
+//! even if hookd died while delivering it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,7 @@ use http::StatusCode;
 
 use crate::support::http::HttpClient;
 use crate::support::process::HookdProcess;
+use crate::support::receiver::{Receiver, Reply};
 use crate::support::{TWO_ENDPOINTS, test_config};
 
 const CLIENTS: usize = 16;
@@ -117,4 +119,56 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event() {
         "every stored delivery is due exactly once"
     );
     store.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_with_deliveries_in_flight_loses_none() {
+    let receiver = Receiver::start().await;
+    // Slow enough that attempts are in flight when hookd dies.
+    receiver.answer_by_default(Reply::ok().after(Duration::from_millis(30)));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hookd.toml");
+    let endpoint = format!(
+        "[delivery]\nretry_schedule = [\"200ms\"]\n[[endpoints]]\nid = \"sub\"\nurl = \"{}\"\nevents = [\"*\"]\nsecret = \"s\"\n",
+        receiver.url("/hook")
+    );
+    std::fs::write(&config, test_config(&dir.path().join("data"), &endpoint)).unwrap();
+    let acknowledged: Acknowledged = Arc::default();
+    let http = HttpClient::default();
+
+    for round in 0..2 {
+        let hookd = HookdProcess::spawn(&config);
+        let url = format!("{}/v1/events", hookd.ingest);
+        let producers: Vec<_> = (0..8)
+            .map(|client| tokio::spawn(produce(http.clone(), url.clone(), round, client, acknowledged.clone())))
+            .collect();
+        // Kill once deliveries are flowing and some are in flight.
+        let seen = receiver.received().len();
+        receiver.wait_for(seen + 100, Duration::from_secs(60)).await;
+        hookd.kill();
+        for producer in producers {
+            producer.await.unwrap();
+        }
+    }
+
+    let hookd = HookdProcess::spawn(&config);
+    let expected: BTreeMap<String, u64> = acknowledged.lock().unwrap().clone();
+    let ids = crate::support::eventually(Duration::from_secs(120), || {
+        let delivered: std::collections::BTreeSet<String> = receiver
+            .received()
+            .iter()
+            .map(|request| request.header("x-webhook-id").to_owned())
+            .collect();
+        expected.keys().all(|id| delivered.contains(id)).then_some(delivered)
+    })
+    .await;
+    let requests = receiver.received().len();
+    eprintln!(
+        "{} acknowledged, {} delivered ids, {} requests ({} duplicates)",
+        expected.len(),
+        ids.len(),
+        requests,
+        requests - ids.len()
+    );
+    assert!(hookd.terminate().success());
 }

@@ -247,3 +247,60 @@ async fn a_huge_response_body_is_cut_at_one_kibibyte() {
     let attempt = sidecar.store.attempts(&format!("{id}.hook")).unwrap().remove(0);
     assert_eq!(attempt.response_snippet.len(), 1024);
 }
+
+#[tokio::test]
+async fn a_hanging_endpoint_never_delays_another() {
+    let hanging = Receiver::start().await;
+    hanging.answer_by_default(Reply::hang());
+    let healthy = Receiver::start().await;
+    let config = format!(
+        r#"
+[delivery]
+timeout = "30s"
+[[endpoints]]
+id = "hanging"
+url = "{}"
+events = ["*"]
+secret = "a"
+[[endpoints]]
+id = "healthy"
+url = "{}"
+events = ["*"]
+secret = "b"
+"#,
+        hanging.url("/hook"),
+        healthy.url("/hook")
+    );
+    let sidecar = Sidecar::start(&config).await;
+    // Fill the hanging endpoint's limit first, then keep posting.
+    for n in 0..60 {
+        sidecar
+            .post_event(&format!(r#"{{"event":"payment.completed","data":{{"n":{n}}}}}"#))
+            .await;
+    }
+    // Every event reaches the healthy endpoint long before the hanging
+    // one's first timeout (30 s), while its attempts hang.
+    hanging.wait_for(16, Duration::from_secs(15)).await;
+    healthy.wait_for(60, Duration::from_secs(15)).await;
+    assert_eq!(
+        hanging.received().len(),
+        16,
+        "the hanging endpoint holds only its own limit"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_lets_attempts_in_flight_finish() {
+    let receiver = Receiver::start().await;
+    receiver.answer_by_default(Reply::ok().after(Duration::from_millis(700)));
+    let mut sidecar = Sidecar::start(&one_endpoint(&receiver.url("/hook"), "")).await;
+    let id = sidecar.post_event(r#"{"event":"payment.completed","data":{}}"#).await;
+    receiver.wait_for(1, PATIENCE).await;
+    sidecar.shutdown().await;
+    let delivery = sidecar.store.delivery(&format!("{id}.hook")).unwrap().unwrap();
+    assert_eq!(
+        delivery.status,
+        DeliveryStatus::Succeeded,
+        "the answer came within the grace period"
+    );
+}

@@ -8,4 +8,6 @@ mod health;
 mod ingest;
 mod ingest_batch;
 mod retention;
+mod safety;
+mod subscribers;
 mod support;

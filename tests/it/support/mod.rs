@@ -2,6 +2,7 @@
 //! child process, on 127.0.0.1 port 0, with RocksDB in a temp dir.
 
 pub mod http;
+pub mod node;
 pub mod process;
 pub mod receiver;
 pub mod sidecar;
