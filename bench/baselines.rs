@@ -1,0 +1,65 @@
+//! The baselines hookd is measured against, each the ceiling of one part
+//! of its work on this machine:
+//!
+//! - `bare-server`: reads the body and answers 202, storing nothing (the
+//!   HTTP ceiling);
+//! - `bare-forwarder`: answers 202, then passes each body on to a target
+//!   with one POST, without storing or signing (the forwarding ceiling).
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+const ACCEPTED: &str = r#"{"id":"evt_bare","deliveries":1}"#;
+
+pub async fn bare_server(listen: SocketAddr) -> anyhow::Result<()> {
+    async fn accept(body: Bytes) -> (StatusCode, &'static str) {
+        std::hint::black_box(body);
+        (StatusCode::ACCEPTED, ACCEPTED)
+    }
+    serve(listen, Router::new().route("/v1/events", post(accept))).await
+}
+
+#[derive(Clone)]
+struct Forward {
+    client: Client<HttpConnector, Full<Bytes>>,
+    target: String,
+}
+
+pub async fn bare_forwarder(listen: SocketAddr, target: String) -> anyhow::Result<()> {
+    async fn accept(State(forward): State<Forward>, body: Bytes) -> (StatusCode, &'static str) {
+        tokio::spawn(async move {
+            let request = Request::post(&forward.target)
+                .header("content-type", "application/json")
+                .body(Full::new(body))
+                .expect("a valid request");
+            if let Ok(response) = forward.client.request(request).await {
+                let _ = response.into_body().collect().await;
+            }
+        });
+        (StatusCode::ACCEPTED, ACCEPTED)
+    }
+    let forward = Forward {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        target,
+    };
+    serve(
+        listen,
+        Router::new().route("/v1/events", post(accept)).with_state(forward),
+    )
+    .await
+}
+
+async fn serve(listen: SocketAddr, router: Router) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    axum::serve(listener, router).await?;
+    Ok(())
+}

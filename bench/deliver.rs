@@ -1,0 +1,127 @@
+//! End to end: events delivered per second to one fast local subscriber,
+//! and the latency from the 202 to the subscriber receiving the event at
+//! half of hookd's maximum rate, for hookd beside the bare forwarder.
+
+use std::time::{Duration, Instant};
+
+use crate::load::{Sample, closed_loop, millis, paced, quantile};
+use crate::processes::{ScratchDir, free_port, start_baseline, start_hookd};
+use crate::receiver::{self, Arrivals};
+
+/// How long the harness waits for the last deliveries of a phase.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(120);
+
+struct Figures {
+    delivered_per_second: f64,
+    lost: usize,
+    p50: Duration,
+    p99: Duration,
+}
+
+pub async fn run(clients: usize, duration: Duration, hookd: &str) -> anyhow::Result<()> {
+    let dir = ScratchDir::new()?;
+    let receiver_port = free_port()?;
+    let arrivals = receiver::start(receiver_port).await?;
+    let subscriber = format!("http://127.0.0.1:{receiver_port}/hook");
+
+    let (child, url) = start_hookd(hookd, dir.path(), &subscriber).await?;
+    let hookd_max = throughput(&url, clients, duration, "hookd", &arrivals).await?;
+    let rate = hookd_max.0 / 2.0;
+    let hookd_figures = latency(&url, rate, duration, "hookd", &arrivals, hookd_max).await?;
+    drop(child);
+
+    let port = free_port()?;
+    let forwarder = start_baseline(
+        &[
+            "bare-forwarder",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--target",
+            &subscriber,
+        ],
+        port,
+    )
+    .await?;
+    let forwarder_url = format!("http://127.0.0.1:{port}/v1/events");
+    let forwarder_max = throughput(&forwarder_url, clients, duration, "fwd", &arrivals).await?;
+    let forwarder_figures = latency(&forwarder_url, rate, duration, "fwd", &arrivals, forwarder_max).await?;
+    drop(forwarder);
+
+    println!(
+        "end to end: {clients} clients posting for {} s; latency from the 202 to the subscriber at {rate:.0} ev/s (half of hookd's rate)",
+        duration.as_secs()
+    );
+    println!(
+        "{:>10} | {:>14} {:>6} | {:>9} {:>9}",
+        "", "delivered ev/s", "lost", "p50", "p99"
+    );
+    for (name, figures) in [("hookd", &hookd_figures), ("forwarder", &forwarder_figures)] {
+        println!(
+            "{name:>10} | {:>14.0} {:>6} | {:>9} {:>9}",
+            figures.delivered_per_second,
+            figures.lost,
+            millis(figures.p50),
+            millis(figures.p99)
+        );
+    }
+    println!(
+        "{:>10} | {:>14.2} {:>6} | {:>9.2} {:>9.2}",
+        "ratio",
+        hookd_figures.delivered_per_second / forwarder_figures.delivered_per_second,
+        "",
+        hookd_figures.p50.as_secs_f64() / forwarder_figures.p50.as_secs_f64(),
+        hookd_figures.p99.as_secs_f64() / forwarder_figures.p99.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Closed-loop posting, then waiting for every delivery: events delivered
+/// per second from the first post to the last arrival, and how many never
+/// arrived.
+async fn throughput(
+    url: &str,
+    clients: usize,
+    duration: Duration,
+    tag: &str,
+    arrivals: &Arrivals,
+) -> anyhow::Result<(f64, usize)> {
+    let started = Instant::now();
+    let samples = closed_loop(url, clients, duration, &format!("{tag}_max")).await?;
+    let arrived = arrivals_of(&samples, arrivals).await;
+    let last = arrived.iter().flatten().max().copied().unwrap_or(started);
+    let delivered = arrived.iter().flatten().count();
+    Ok((
+        delivered as f64 / (last - started).as_secs_f64(),
+        samples.len() - delivered,
+    ))
+}
+
+/// Paced posting at `rate`: latency from each 202 to its arrival.
+async fn latency(
+    url: &str,
+    rate: f64,
+    duration: Duration,
+    tag: &str,
+    arrivals: &Arrivals,
+    (delivered_per_second, lost_at_max): (f64, usize),
+) -> anyhow::Result<Figures> {
+    let samples = paced(url, rate, duration, &format!("{tag}_paced")).await?;
+    let arrived = arrivals_of(&samples, arrivals).await;
+    let mut latencies: Vec<Duration> = samples
+        .iter()
+        .zip(&arrived)
+        .filter_map(|(sample, at)| at.map(|at| at.saturating_duration_since(sample.acked)))
+        .collect();
+    latencies.sort_unstable();
+    Ok(Figures {
+        delivered_per_second,
+        lost: lost_at_max + samples.len() - latencies.len(),
+        p50: quantile(&latencies, 0.50),
+        p99: quantile(&latencies, 0.99),
+    })
+}
+
+async fn arrivals_of(samples: &[Sample], arrivals: &Arrivals) -> Vec<Option<Instant>> {
+    let ids: Vec<&str> = samples.iter().map(|sample| sample.id.as_str()).collect();
+    arrivals.wait_for(&ids, DRAIN_PATIENCE).await
+}

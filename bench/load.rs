@@ -1,0 +1,130 @@
+//! Load generation: closed loops (each client posts again as soon as it is
+//! answered) and paced load (a fixed rate, whatever the answers do).
+//! Every event carries a unique id, as an app that retries safely would
+//! send, so deliveries can be matched to the posts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::Semaphore;
+
+/// One acknowledged post.
+pub struct Sample {
+    pub id: String,
+    pub sent: Instant,
+    pub acked: Instant,
+}
+
+impl Sample {
+    pub fn latency(&self) -> Duration {
+        self.acked - self.sent
+    }
+}
+
+/// A realistic event of about 300 bytes, with the given id.
+pub fn event_body(id: &str) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"id":"{id}","event":"enrollment.created","data":{{"student_id":"student_xyz789","course_id":"course_rust_101","enrolled_at":"2025-03-20T10:30:00Z","price":{{"amount":49.0,"currency":"EUR"}},"source":"web","coupon":null,"cohort":"2025-spring","tags":["beginner","self-paced"]}}}}"#
+    ))
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+fn client(connections: usize) -> HttpClient {
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(connections)
+        .build_http()
+}
+
+async fn post(client: &HttpClient, url: &str, id: String) -> anyhow::Result<Sample> {
+    let request = Request::post(url)
+        .header("content-type", "application/json")
+        .body(Full::new(event_body(&id)))?;
+    let sent = Instant::now();
+    let response = client.request(request).await?;
+    let status = response.status();
+    response.into_body().collect().await?;
+    if status != StatusCode::ACCEPTED {
+        bail!("unexpected status {status}");
+    }
+    Ok(Sample {
+        id,
+        sent,
+        acked: Instant::now(),
+    })
+}
+
+/// `clients` loops posting back to back for `duration`.
+pub async fn closed_loop(url: &str, clients: usize, duration: Duration, tag: &str) -> anyhow::Result<Vec<Sample>> {
+    let client = client(clients);
+    let url: Arc<str> = url.into();
+    let deadline = Instant::now() + duration;
+    let tasks: Vec<_> = (0..clients)
+        .map(|worker| {
+            let (client, url) = (client.clone(), url.clone());
+            let tag = tag.to_owned();
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    samples.push(post(&client, &url, format!("{tag}_{worker}_{n}")).await?);
+                    n += 1;
+                }
+                anyhow::Ok(samples)
+            })
+        })
+        .collect();
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await??);
+    }
+    Ok(samples)
+}
+
+/// Posts at `rate` events per second for `duration`, at most 256 at once.
+pub async fn paced(url: &str, rate: f64, duration: Duration, tag: &str) -> anyhow::Result<Vec<Sample>> {
+    let client = client(256);
+    let url: Arc<str> = url.into();
+    let in_flight = Arc::new(Semaphore::new(256));
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(1.0)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let deadline = Instant::now() + duration;
+    let mut tasks = Vec::new();
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        ticker.tick().await;
+        let permit = in_flight.clone().acquire_owned().await?;
+        let (client, url) = (client.clone(), url.clone());
+        let id = format!("{tag}_{n}");
+        n += 1;
+        tasks.push(tokio::spawn(async move {
+            let sample = post(&client, &url, id).await;
+            drop(permit);
+            sample
+        }));
+    }
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.push(task.await??);
+    }
+    Ok(samples)
+}
+
+/// The `quantile` of sorted `values`.
+pub fn quantile(sorted: &[Duration], quantile: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * quantile) as usize).min(sorted.len() - 1)]
+}
+
+pub fn millis(duration: Duration) -> String {
+    format!("{:.2}ms", duration.as_secs_f64() * 1000.0)
+}

@@ -1,0 +1,116 @@
+//! Child processes the harness runs: hookd itself and the baselines (this
+//! binary again, with a baseline subcommand), plus their scratch space.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+/// A directory for configs and data, removed when dropped.
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    pub fn new() -> anyhow::Result<ScratchDir> {
+        let path = std::env::temp_dir().join(format!("hookd-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&path)?;
+        Ok(ScratchDir(path))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Kills its child when dropped.
+pub struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Waits until something accepts connections on `port`.
+pub async fn wait_until_up(port: u16) -> anyhow::Result<()> {
+    for _ in 0..600 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("nothing came up on port {port}")
+}
+
+/// Runs this binary with a baseline subcommand; returns it once listening.
+pub async fn start_baseline(args: &[&str], port: u16) -> anyhow::Result<ChildGuard> {
+    let child = Command::new(std::env::current_exe()?)
+        .args(args)
+        .stdout(Stdio::null())
+        .spawn()?;
+    let guard = ChildGuard(child);
+    wait_until_up(port).await?;
+    Ok(guard)
+}
+
+/// Starts `hookd serve` on a fresh data directory with one endpoint for
+/// every event at `endpoint_url`; returns it once listening, and its
+/// ingest URL.
+pub async fn start_hookd(binary: &str, dir: &Path, endpoint_url: &str) -> anyhow::Result<(ChildGuard, String)> {
+    let ingest_port = free_port()?;
+    let admin_port = free_port()?;
+    let config = dir.join(format!("hookd-{ingest_port}.toml"));
+    let data = dir.join(format!("data-{ingest_port}"));
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[ingest]
+listen = "127.0.0.1:{ingest_port}"
+[admin]
+listen = "127.0.0.1:{admin_port}"
+[storage]
+path = "{}"
+[delivery]
+allow_private_networks = true
+[telemetry]
+log_level = "warn"
+[[endpoints]]
+id = "bench"
+url = "{endpoint_url}"
+events = ["*"]
+secret = "bench-secret"
+"#,
+            data.display()
+        ),
+    )?;
+    let child = Command::new(binary)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {binary}"))?;
+    let guard = ChildGuard(child);
+    wait_until_up(ingest_port).await?;
+    Ok((guard, format!("http://127.0.0.1:{ingest_port}/v1/events")))
+}
+
+/// The `hookd` binary built beside this one.
+pub fn sibling_hookd() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("hookd")))
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|| "hookd".to_owned())
+}
