@@ -7,12 +7,12 @@
 //! was, so an attempt cut short by a crash is simply due again, under the
 //! same number.
 
-use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
 use super::keys::{self, Finished};
 use super::records::{DeliveryRecord, DeliveryStatus};
-use super::{Error, Store, cf};
+use super::{Error, Store, cf, with_prefix};
 
 /// One attempt as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,16 +79,8 @@ impl Store {
 
     /// Every recorded attempt of a delivery, in order.
     pub fn attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, Error> {
-        let prefix = keys::attempts_prefix(id);
-        let mut read = ReadOptions::default();
-        read.set_iterate_upper_bound(keys::prefix_end(&prefix));
-        let iterator = self.db.iterator_cf_opt(
-            self.cf(cf::ATTEMPTS),
-            read,
-            IteratorMode::From(&prefix, Direction::Forward),
-        );
         let mut attempts = Vec::new();
-        for entry in iterator {
+        for entry in with_prefix(&self.db, cf::ATTEMPTS, &keys::attempts_prefix(id)) {
             let (_, value) = entry?;
             let json = value
                 .split_first()

@@ -185,16 +185,8 @@ impl Store {
 
     /// Every delivery of one event, by delivery id.
     pub fn deliveries_of_event(&self, event_id: &str) -> Result<Vec<(String, DeliveryRecord)>, Error> {
-        let prefix = keys::deliveries_prefix(event_id);
-        let mut read = ReadOptions::default();
-        read.set_iterate_upper_bound(keys::prefix_end(&prefix));
-        let iterator = self.db.iterator_cf_opt(
-            self.cf(cf::DELIVERIES),
-            read,
-            IteratorMode::From(&prefix, Direction::Forward),
-        );
         let mut found = Vec::new();
-        for entry in iterator {
+        for entry in with_prefix(&self.db, cf::DELIVERIES, &keys::deliveries_prefix(event_id)) {
             let (key, value) = entry?;
             let id = String::from_utf8_lossy(&key).into_owned();
             found.push((id, DeliveryRecord::decode(&value)?));
@@ -290,6 +282,18 @@ impl Store {
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
         column_family(&self.db, name)
     }
+}
+
+/// The entries of column family `name` whose keys start with `prefix`, in
+/// key order; the iterator stops at the prefix's end.
+fn with_prefix<'a>(db: &'a DB, name: &str, prefix: &[u8]) -> rocksdb::DBIteratorWithThreadMode<'a, DB> {
+    let mut read = ReadOptions::default();
+    read.set_iterate_upper_bound(keys::prefix_end(prefix));
+    db.iterator_cf_opt(
+        column_family(db, name),
+        read,
+        IteratorMode::From(prefix, Direction::Forward),
+    )
 }
 
 /// A column family that `open` created; its absence is a bug.

@@ -11,11 +11,11 @@
 
 use std::collections::BTreeSet;
 
-use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch};
+use rocksdb::{DB, IteratorMode, ReadOptions, WriteBatch};
 
 use super::keys::{self, Finished};
 use super::records::DeliveryRecord;
-use super::{Error, cf, column_family};
+use super::{Error, cf, column_family, with_prefix};
 
 /// Entries handled per atomic batch.
 const CHUNK: usize = 1_000;
@@ -99,13 +99,6 @@ fn finished_before(db: &DB, cutoff_ms: u64) -> Result<Vec<(Vec<u8>, Finished, St
 }
 
 fn has_deliveries(db: &DB, event_id: &str) -> Result<bool, Error> {
-    let prefix = keys::deliveries_prefix(event_id);
-    let mut read = ReadOptions::default();
-    read.set_iterate_upper_bound(keys::prefix_end(&prefix));
-    let mut iterator = db.iterator_cf_opt(
-        column_family(db, cf::DELIVERIES),
-        read,
-        IteratorMode::From(&prefix, Direction::Forward),
-    );
+    let mut iterator = with_prefix(db, cf::DELIVERIES, &keys::deliveries_prefix(event_id));
     Ok(iterator.next().transpose()?.is_some())
 }
