@@ -73,22 +73,17 @@ pub fn classify(error: &(dyn StdError + 'static)) -> ErrorKind {
         if error.is::<rustls::Error>() {
             return ErrorKind::Tls;
         }
-        // io::Error hides its payload from `source()`; look inside.
-        if let Some(io) = error.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
-            && inner.is::<rustls::Error>()
-        {
-            return ErrorKind::Tls;
-        }
-        if let Some(client) = error.downcast_ref::<hyper_util::client::legacy::Error>()
-            && client.is_connect()
-            && error.source().is_none()
-        {
-            return ErrorKind::Connect;
-        }
-        current = error.source();
+        current = match error.downcast_ref::<std::io::Error>() {
+            // An io::Error's `source()` skips its payload (rustls wraps its
+            // errors in one, hyper-rustls that in another): look inside.
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
+            None => error.source(),
+        };
     }
-    ErrorKind::Io
+    let connecting = error
+        .downcast_ref::<hyper_util::client::legacy::Error>()
+        .is_some_and(hyper_util::client::legacy::Error::is_connect);
+    if connecting { ErrorKind::Connect } else { ErrorKind::Io }
 }
 
 /// Whether an error says the endpoint is overloaded or unreachable, which
@@ -148,7 +143,8 @@ mod tests {
         };
         assert_eq!(classify(&blocked), ErrorKind::BlockedDestination);
         let tls = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls::Error::DecryptError);
-        assert_eq!(classify(&tls), ErrorKind::Tls);
+        let wrapped = std::io::Error::other(tls);
+        assert_eq!(classify(&wrapped), ErrorKind::Tls, "as hyper-rustls nests it");
         let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
         assert_eq!(classify(&reset), ErrorKind::Io);
     }

@@ -11,3 +11,4 @@ mod retention;
 mod safety;
 mod subscribers;
 mod support;
+mod tls;

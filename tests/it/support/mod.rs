@@ -6,6 +6,7 @@ pub mod node;
 pub mod process;
 pub mod receiver;
 pub mod sidecar;
+pub mod tls;
 
 /// A config for tests: ephemeral ports and the given data directory, with
 /// `extra` TOML (endpoints, overrides) merged over it table by table.
