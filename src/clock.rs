@@ -17,3 +17,8 @@ pub fn now_ms() -> u64 {
 pub fn from_millis(ms: u64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
+
+/// A stored millisecond time as RFC 3339 in UTC, with milliseconds.
+pub fn rfc3339(ms: u64) -> String {
+    crate::event::format_received_at(from_millis(ms))
+}

@@ -37,8 +37,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::AppState;
+use crate::api::ConfigStatus;
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
+use crate::dispatch::controls::Controls;
 use crate::dispatch::wakeup::Wakeups;
 use crate::store::Store;
 
@@ -75,12 +77,16 @@ pub async fn run(
     let retention = settings.storage.retention;
     let grace = settings.delivery.shutdown_grace;
     let wakeups = Arc::new(Wakeups::default());
-    let dispatcher = Dispatcher::start(&settings, store.clone(), &wakeups).map_err(anyhow::Error::msg)?;
+    let controls = Controls::new(store.paused_endpoints()?);
+    let dispatcher = Dispatcher::start(&settings, store.clone(), &wakeups, &controls).map_err(anyhow::Error::msg)?;
+    let config_status = Arc::new(ConfigStatus::loaded_now());
     let (_settings_sender, settings) = watch::channel(Arc::new(settings));
     let state = AppState {
         store: store.clone(),
         settings,
         wakeups,
+        controls,
+        config_status,
     };
     let ingest_address = listeners.ingest.local_addr()?;
     let admin_address = listeners.admin.local_addr()?;

@@ -22,6 +22,9 @@ pub mod code {
     pub const STORAGE_UNAVAILABLE: &str = "storage_unavailable";
     pub const NOT_FOUND: &str = "not_found";
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    pub const FORBIDDEN: &str = "forbidden";
+    pub const NOT_FAILED: &str = "not_failed";
     pub const INTERNAL: &str = "internal";
 }
 
@@ -66,6 +69,11 @@ impl ApiError {
 
     pub fn not_found() -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, code::NOT_FOUND, "no such route")
+    }
+
+    /// A route that exists, for a thing that does not.
+    pub fn no_such(what: &str, id: &str) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, code::NOT_FOUND, format!("no {what} `{id}`"))
     }
 
     pub fn method_not_allowed() -> ApiError {
@@ -129,6 +137,15 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
         response
+    }
+}
+
+/// A JSON error as the API reports it: malformed JSON, or well-formed JSON
+/// of the wrong shape.
+pub fn json_error(error: serde_json::Error) -> ApiError {
+    match error.classify() {
+        serde_json::error::Category::Data => ApiError::invalid_field(error.to_string()),
+        _ => ApiError::invalid_json(error.to_string()),
     }
 }
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
-use super::error::ApiError;
+use super::error::{ApiError, json_error};
 use crate::catalog::TEST_EVENT;
 use crate::config::Settings;
 use crate::event::{check_event_id, format_received_at, generate_event_id, normalize_created_at, wire_body};
@@ -50,15 +50,6 @@ pub fn parse_batch_item(item: &RawValue, index: usize, context: &Context<'_>) ->
     let fields: Fields<'_> = serde_json::from_str(item.get())
         .map_err(|error| ApiError::invalid_field(format!("events[{index}]: {error}")).at(index))?;
     build(fields, context).map_err(|error| error.at(index))
-}
-
-/// A JSON error as the API reports it: malformed JSON, or well-formed JSON
-/// of the wrong shape.
-pub fn json_error(error: serde_json::Error) -> ApiError {
-    match error.classify() {
-        serde_json::error::Category::Data => ApiError::invalid_field(error.to_string()),
-        _ => ApiError::invalid_json(error.to_string()),
-    }
 }
 
 fn build(fields: Fields<'_>, context: &Context<'_>) -> Result<NewEvent, ApiError> {

@@ -18,8 +18,8 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use super::AppState;
-use super::error::{ApiError, method_not_allowed, not_found};
-use super::event_request::{Context, json_error, parse_batch_item, parse_event};
+use super::error::{ApiError, json_error, method_not_allowed, not_found};
+use super::event_request::{Context, parse_batch_item, parse_event};
 use super::json_body::read_json_body;
 use crate::store::{IngestOutcome, NewEvent};
 

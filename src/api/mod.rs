@@ -2,18 +2,22 @@
 //! on separate listeners, with errors in one JSON shape ([`error`]).
 
 pub mod admin;
+mod config_status;
 pub mod error;
 mod event_request;
 pub mod ingest;
-mod json_body;
+pub(crate) mod json_body;
 
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
 use crate::config::Settings;
+use crate::dispatch::controls::Controls;
 use crate::dispatch::wakeup::Wakeups;
 use crate::store::Store;
+
+pub use config_status::{ConfigState, ConfigStatus};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -23,6 +27,10 @@ pub struct AppState {
     pub settings: watch::Receiver<Arc<Settings>>,
     /// Rung after new deliveries are stored, so they go out at once.
     pub wakeups: Arc<Wakeups>,
+    /// Pauses, concurrency and health of the endpoints.
+    pub controls: Arc<Controls>,
+    /// When the config was loaded and how the last reload went.
+    pub config_status: Arc<ConfigStatus>,
 }
 
 impl AppState {

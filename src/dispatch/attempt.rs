@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use tower::{Service, ServiceExt};
 
 use super::client::EndpointStack;
+use super::controls::Controls;
 use super::outcome::{ErrorKind, classify, read_snippet};
 use super::request::{self, Message, Target};
 use super::retry::{AfterFailure, RetryPolicy, parse_retry_after};
@@ -24,6 +25,7 @@ pub struct AttemptContext {
     pub store: Store,
     pub target: Arc<Target>,
     pub retry: RetryPolicy,
+    pub controls: Arc<Controls>,
 }
 
 /// What an attempt did, for the worker's bookkeeping.
@@ -82,6 +84,8 @@ pub async fn attempt(context: &AttemptContext, mut stack: EndpointStack, id: &st
     let now = clock::now_ms();
     let next = match error_kind {
         None => NextStep::Succeeded,
+        // An operator's retry is one extra attempt, not a new schedule.
+        Some(_) if delivery.manual_retry => NextStep::Failed,
         Some(_) => match context
             .retry
             .after_failure(number, retry_after, rand::random_range(-1.0..=1.0))
@@ -102,6 +106,7 @@ pub async fn attempt(context: &AttemptContext, mut stack: EndpointStack, id: &st
     };
     log_outcome(&context.target.endpoint.id, id, &record, next);
     context.store.record_attempt(id, &record, next, now)?;
+    context.controls.record(&context.target.endpoint.id, &record);
     Ok(Attempted::Sent(next))
 }
 

@@ -7,7 +7,8 @@
 //! - [`request`]: the signed request; [`client`]: the tower stack it goes
 //!   through; [`adaptive_limit`]: each endpoint's concurrency;
 //! - [`connector`] and [`destination`]: the SSRF guard;
-//! - [`wakeup`]: how ingest tells a worker that work arrived.
+//! - [`wakeup`]: how ingest tells a worker that work arrived;
+//! - [`controls`]: pauses, concurrency and health, for operators.
 //!
 //! Long waits between retries are state in the store (the `due` index),
 //! never a sleeping task per delivery.
@@ -16,6 +17,7 @@ pub mod adaptive_limit;
 mod attempt;
 pub mod client;
 pub mod connector;
+pub mod controls;
 pub mod destination;
 pub mod outcome;
 pub mod request;
@@ -33,6 +35,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use self::adaptive_limit::AdaptiveLimit;
 use self::attempt::AttemptContext;
 use self::client::{HttpClient, endpoint_stack, http_client};
+use self::controls::Controls;
 use self::destination::DestinationPolicy;
 use self::request::Target;
 use self::retry::RetryPolicy;
@@ -43,19 +46,19 @@ use crate::store::Store;
 
 /// The running delivery side: one worker per enabled endpoint.
 pub struct Dispatcher {
-    workers: HashMap<String, RunningWorker>,
+    workers: HashMap<String, JoinHandle<JoinSet<()>>>,
     stop: watch::Sender<bool>,
-}
-
-struct RunningWorker {
-    task: JoinHandle<JoinSet<()>>,
-    limit: Arc<AdaptiveLimit>,
 }
 
 impl Dispatcher {
     /// Starts a worker for each enabled endpoint. Fails only when the TLS
     /// setup cannot read `delivery.ca_file`.
-    pub fn start(settings: &Settings, store: Store, wakeups: &Wakeups) -> Result<Dispatcher, String> {
+    pub fn start(
+        settings: &Settings,
+        store: Store,
+        wakeups: &Wakeups,
+        controls: &Arc<Controls>,
+    ) -> Result<Dispatcher, String> {
         let delivery = &settings.delivery;
         let policy = Arc::new(RwLock::new(DestinationPolicy {
             allow_private_networks: delivery.allow_private_networks,
@@ -71,6 +74,7 @@ impl Dispatcher {
         let mut workers = HashMap::new();
         for endpoint in settings.endpoints.iter().filter(|endpoint| endpoint.enabled) {
             let limit = AdaptiveLimit::new(delivery.endpoint_concurrency);
+            controls.register_limit(&endpoint.id, limit.clone());
             let worker = Worker {
                 endpoint: endpoint.id.clone(),
                 stack: endpoint_stack(client.clone(), limit.clone(), global.clone(), delivery.timeout),
@@ -78,18 +82,15 @@ impl Dispatcher {
                     store: store.clone(),
                     target: Arc::new(Target::new(endpoint.clone())),
                     retry: retry.clone(),
+                    controls: controls.clone(),
                 }),
                 wakeup: wakeups.get(&endpoint.id),
+                paused: controls.watch_paused(),
             };
             let task = tokio::spawn(worker.run(stopped.clone()));
-            workers.insert(endpoint.id.clone(), RunningWorker { task, limit });
+            workers.insert(endpoint.id.clone(), task);
         }
         Ok(Dispatcher { workers, stop })
-    }
-
-    /// The current adaptive concurrency of an endpoint with a worker.
-    pub fn concurrency(&self, endpoint: &str) -> Option<usize> {
-        self.workers.get(endpoint).map(|worker| worker.limit.current())
     }
 
     /// Stops starting attempts, lets those in flight finish for up to
@@ -99,7 +100,7 @@ impl Dispatcher {
         let _ = self.stop.send(true);
         let mut in_flight = Vec::new();
         for (endpoint, worker) in self.workers {
-            match worker.task.await {
+            match worker.await {
                 Ok(attempts) => in_flight.push(attempts),
                 Err(error) => tracing::error!(%endpoint, %error, "a delivery worker panicked"),
             }

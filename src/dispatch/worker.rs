@@ -38,18 +38,30 @@ pub struct Worker {
     pub stack: EndpointStack,
     pub context: Arc<AttemptContext>,
     pub wakeup: Arc<Wakeup>,
+    /// The endpoints an operator paused; this worker starts nothing while
+    /// its own is among them.
+    pub paused: watch::Receiver<HashSet<String>>,
 }
 
 impl Worker {
     /// Runs until `stop` turns true; returns the attempts still in flight,
     /// for the shutdown grace period.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) -> JoinSet<()> {
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> JoinSet<()> {
         let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
         let mut attempts = JoinSet::new();
         let mut cursor = 0u64;
         let mut last_full_scan = Instant::now();
         'work: while !*stop.borrow() {
             while attempts.try_join_next().is_some() {}
+            if self.paused.borrow().contains(&self.endpoint) {
+                tokio::select! {
+                    _ = self.paused.changed() => {}
+                    _ = stop.changed() => {}
+                }
+                // Resumed: read the queue from the start.
+                cursor = 0;
+                continue;
+            }
             if let Some(at) = self.wakeup.take_earliest() {
                 cursor = cursor.min(at);
             }
@@ -88,6 +100,9 @@ impl Worker {
                 continue;
             }
             for (due_at, id) in fresh {
+                if self.paused.borrow().contains(&self.endpoint) {
+                    continue 'work;
+                }
                 // Wait for the endpoint's and the global permits.
                 let mut stack = self.stack.clone();
                 tokio::select! {

@@ -54,6 +54,7 @@ impl Store {
         self.unindex(&mut batch, id, &record);
         record.attempt_count = record.attempt_count.max(attempt.n);
         record.updated_at = now_ms;
+        record.manual_retry = false;
         match next {
             NextStep::RetryAt(at) => {
                 record.status = DeliveryStatus::Pending;
@@ -100,7 +101,7 @@ impl Store {
             }
             _ => batch.delete_cf(
                 self.cf(cf::DUE),
-                keys::due(&record.endpoint, record.next_attempt_at, id),
+                keys::endpoint_timed(&record.endpoint, record.next_attempt_at, id),
             ),
         }
     }
@@ -113,7 +114,7 @@ impl Store {
             }
             _ => batch.put_cf(
                 self.cf(cf::DUE),
-                keys::due(&record.endpoint, record.next_attempt_at, id),
+                keys::endpoint_timed(&record.endpoint, record.next_attempt_at, id),
                 [],
             ),
         }

@@ -19,27 +19,27 @@ pub fn deliveries_prefix(event_id: &str) -> Vec<u8> {
     prefix
 }
 
-/// `due` keys: the endpoint id, a NUL, the time the next attempt is due,
-/// then the delivery id. Grouping by endpoint lets each endpoint's queue be
-/// read on its own, so a backlog for one endpoint never has to be scanned
-/// past to find work for another.
-pub fn due(endpoint_id: &str, at_ms: u64, delivery_id: &str) -> Vec<u8> {
-    let mut key = due_prefix(endpoint_id);
+/// `due` and `failed` keys: the endpoint id, a NUL, a time (next attempt,
+/// or failure), then the delivery id. Grouping by endpoint lets each
+/// endpoint's queue be read on its own, so a backlog for one endpoint never
+/// has to be scanned past to find work for another.
+pub fn endpoint_timed(endpoint_id: &str, at_ms: u64, delivery_id: &str) -> Vec<u8> {
+    let mut key = endpoint_prefix(endpoint_id);
     key.extend_from_slice(&at_ms.to_be_bytes());
     key.extend_from_slice(delivery_id.as_bytes());
     key
 }
 
-/// The prefix of one endpoint's `due` keys.
-pub fn due_prefix(endpoint_id: &str) -> Vec<u8> {
+/// The prefix of one endpoint's [`endpoint_timed`] keys.
+pub fn endpoint_prefix(endpoint_id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(endpoint_id.len() + 9 + 40);
     key.extend_from_slice(endpoint_id.as_bytes());
     key.push(0);
     key
 }
 
-/// The time and delivery id of a [`due`] key.
-pub fn split_due(key: &[u8]) -> Option<(u64, &str)> {
+/// The time and delivery id of an [`endpoint_timed`] key.
+pub fn split_endpoint_timed(key: &[u8]) -> Option<(u64, &str)> {
     let nul = key.iter().position(|&b| b == 0)?;
     split_timed(&key[nul + 1..])
 }
@@ -144,12 +144,12 @@ mod tests {
 
     #[test]
     fn due_keys_group_by_endpoint_then_sort_by_time() {
-        let key = due("crm", 42, "evt_1.crm");
-        assert!(key.starts_with(&due_prefix("crm")));
-        assert!(!key.starts_with(&due_prefix("cr")));
-        assert_eq!(split_due(&key), Some((42, "evt_1.crm")));
-        assert!(due("crm", 41, "evt_9.crm") < key);
-        assert!(due("crm", u64::MAX, "x") < prefix_end(&due_prefix("crm")));
+        let key = endpoint_timed("crm", 42, "evt_1.crm");
+        assert!(key.starts_with(&endpoint_prefix("crm")));
+        assert!(!key.starts_with(&endpoint_prefix("cr")));
+        assert_eq!(split_endpoint_timed(&key), Some((42, "evt_1.crm")));
+        assert!(endpoint_timed("crm", 41, "evt_9.crm") < key);
+        assert!(endpoint_timed("crm", u64::MAX, "x") < prefix_end(&endpoint_prefix("crm")));
     }
 
     proptest! {

@@ -6,12 +6,14 @@
 //! | column family | key | value |
 //! |---|---|---|
 //! | `default` | `schema_version` | `1` |
+//! | `default` | `paused/{endpoint_id}` (an operator's pause) | empty |
 //! | `events` | event id | [`EventRecord`]: metadata, then the wire body |
 //! | `deliveries` | `{event_id}.{endpoint_id}` | [`DeliveryRecord`] |
 //! | `attempts` | delivery id, NUL, attempt number (u32 BE) | attempt record |
 //! | `due` | endpoint id, NUL, next attempt time (ms, u64 BE), delivery id | empty |
 //! | `recent` | creation time (ms, u64 BE), delivery id | empty |
 //! | `finished` | finish time (ms, u64 BE), `d` or `e`, id | empty |
+//! | `failed` | endpoint id, NUL, failure time (ms, u64 BE), delivery id | empty |
 //!
 //! # Invariants
 //!
@@ -19,7 +21,8 @@
 //!   atomic `WriteBatch` with the write-ahead log synced before ingest
 //!   answers: an acknowledged event is never partly stored.
 //! - A pending delivery has exactly one `due` entry, at its
-//!   `next_attempt_at`; a finished one has none, and one `finished` entry.
+//!   `next_attempt_at`; a finished one has none, and one `finished` entry;
+//!   a failed one also has one `failed` entry (for counts and bulk retry).
 //! - Every delivery has one `recent` entry, at its `created_at`.
 //! - An event with no deliveries has a `finished` entry of kind `e` from
 //!   the moment it is stored, so retention removes it too.
@@ -44,6 +47,8 @@
 
 mod attempts;
 mod keys;
+mod operator;
+mod queries;
 mod records;
 mod retention;
 mod writer;
@@ -55,6 +60,7 @@ use rocksdb::{ColumnFamilyDescriptor, DB, DBRecoveryMode, Direction, IteratorMod
 
 pub use attempts::{AttemptRecord, NextStep};
 pub use keys::delivery_id;
+pub use operator::RetryError;
 pub use records::{DeliveryRecord, DeliveryStatus, EventMeta, EventRecord};
 pub use retention::SweepStats;
 pub use writer::{IngestError, IngestOutcome, NewEvent, WriteStats};
@@ -70,7 +76,8 @@ mod cf {
     pub const DUE: &str = "due";
     pub const RECENT: &str = "recent";
     pub const FINISHED: &str = "finished";
-    pub const ALL: [&str; 6] = [EVENTS, DELIVERIES, ATTEMPTS, DUE, RECENT, FINISHED];
+    pub const FAILED: &str = "failed";
+    pub const ALL: [&str; 7] = [EVENTS, DELIVERIES, ATTEMPTS, DUE, RECENT, FINISHED, FAILED];
 }
 
 /// Errors from the store.
@@ -104,6 +111,7 @@ pub struct Counts {
     pub due: usize,
     pub recent: usize,
     pub finished: usize,
+    pub failed: usize,
 }
 
 impl Store {
@@ -210,12 +218,12 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(u64, String)>, Error> {
         let mut read = ReadOptions::default();
-        read.set_iterate_lower_bound(keys::due(endpoint, from_ms, ""));
-        read.set_iterate_upper_bound(keys::due(endpoint, now_ms.saturating_add(1), ""));
+        read.set_iterate_lower_bound(keys::endpoint_timed(endpoint, from_ms, ""));
+        read.set_iterate_upper_bound(keys::endpoint_timed(endpoint, now_ms.saturating_add(1), ""));
         let mut found = Vec::new();
         for entry in self.db.iterator_cf_opt(self.cf(cf::DUE), read, IteratorMode::Start) {
             let (key, _) = entry?;
-            let (at, id) = keys::split_due(&key).ok_or_else(|| Error::Corrupt("due key".into()))?;
+            let (at, id) = keys::split_endpoint_timed(&key).ok_or_else(|| Error::Corrupt("due key".into()))?;
             found.push((at, id.to_owned()));
             if found.len() == limit {
                 break;
@@ -227,11 +235,11 @@ impl Store {
     /// When the first delivery to `endpoint` due after `after_ms` is due.
     pub fn next_due(&self, endpoint: &str, after_ms: u64) -> Result<Option<u64>, Error> {
         let mut read = ReadOptions::default();
-        read.set_iterate_lower_bound(keys::due(endpoint, after_ms.saturating_add(1), ""));
-        read.set_iterate_upper_bound(keys::prefix_end(&keys::due_prefix(endpoint)));
+        read.set_iterate_lower_bound(keys::endpoint_timed(endpoint, after_ms.saturating_add(1), ""));
+        read.set_iterate_upper_bound(keys::prefix_end(&keys::endpoint_prefix(endpoint)));
         let mut iterator = self.db.iterator_cf_opt(self.cf(cf::DUE), read, IteratorMode::Start);
         match iterator.next().transpose()? {
-            Some((key, _)) => Ok(keys::split_due(&key).map(|(at, _)| at)),
+            Some((key, _)) => Ok(keys::split_endpoint_timed(&key).map(|(at, _)| at)),
             None => Ok(None),
         }
     }
@@ -276,6 +284,7 @@ impl Store {
             due: count(cf::DUE)?,
             recent: count(cf::RECENT)?,
             finished: count(cf::FINISHED)?,
+            failed: count(cf::FAILED)?,
         })
     }
 

@@ -114,6 +114,10 @@ pub struct DeliveryRecord {
     /// When it succeeded or failed (ms); its key in the `finished` index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<u64>,
+    /// The next attempt is an operator's manual retry: if it fails, the
+    /// delivery is failed again, whatever the schedule.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manual_retry: bool,
 }
 
 impl DeliveryRecord {

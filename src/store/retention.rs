@@ -48,6 +48,12 @@ pub fn sweep(db: &DB, cutoff_ms: u64) -> Result<SweepStats, Error> {
                     if let Some(value) = db.get_pinned_cf(column_family(db, cf::DELIVERIES), id)? {
                         let delivery = DeliveryRecord::decode(&value)?;
                         batch.delete_cf(column_family(db, cf::RECENT), keys::timed(delivery.created_at, id));
+                        if let Some(at) = delivery.finished_at {
+                            batch.delete_cf(
+                                column_family(db, cf::FAILED),
+                                keys::endpoint_timed(&delivery.endpoint, at, id),
+                            );
+                        }
                         touched_events.insert(delivery.event_id);
                     }
                     batch.delete_cf(column_family(db, cf::DELIVERIES), id);

@@ -329,11 +329,12 @@ fn add_event(db: &DB, batch: &mut WriteBatch, event: &NewEvent) {
             created_at: event.received_at,
             updated_at: event.received_at,
             finished_at: None,
+            manual_retry: false,
         };
         batch.put_cf(column_family(db, cf::DELIVERIES), &id, delivery.encode());
         batch.put_cf(
             column_family(db, cf::DUE),
-            keys::due(endpoint, event.received_at, &id),
+            keys::endpoint_timed(endpoint, event.received_at, &id),
             [],
         );
         batch.put_cf(column_family(db, cf::RECENT), keys::timed(event.received_at, &id), []);

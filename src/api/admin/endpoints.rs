@@ -1,0 +1,148 @@
+//! `/v1/endpoints`: health, pause and resume, bulk retry, test pings.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::blocking;
+use super::views::EndpointView;
+use crate::api::AppState;
+use crate::api::error::ApiError;
+use crate::api::json_body::read_json_body;
+use crate::catalog::TEST_EVENT;
+use crate::clock;
+use crate::config::Endpoint;
+use crate::event::{format_received_at, generate_event_id, wire_body};
+use crate::store::NewEvent;
+
+/// The largest body the admin POSTs take.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+pub async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let settings = state.settings();
+    let mut views = Vec::with_capacity(settings.endpoints.len());
+    for endpoint in &settings.endpoints {
+        views.push(view(&state, endpoint).await?);
+    }
+    Ok(Json(json!({ "data": views })))
+}
+
+pub async fn pause(state: State<AppState>, id: Path<String>) -> Result<impl IntoResponse, ApiError> {
+    set_paused(state, id, true).await
+}
+
+pub async fn resume(state: State<AppState>, id: Path<String>) -> Result<impl IntoResponse, ApiError> {
+    set_paused(state, id, false).await
+}
+
+async fn set_paused(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    paused: bool,
+) -> Result<impl IntoResponse, ApiError> {
+    let endpoint = find(&state, &id)?;
+    let endpoint_id = endpoint.id.clone();
+    blocking(&state, move |store| store.set_endpoint_paused(&endpoint_id, paused)).await?;
+    state.controls.set_paused(&endpoint.id, paused);
+    if !paused {
+        state.wakeups.wake(&endpoint.id, 0);
+    }
+    tracing::info!(endpoint = %endpoint.id, paused, "operator changed the endpoint's pause");
+    Ok(Json(view(&state, &endpoint).await?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RetryFailed {
+    since: Option<String>,
+}
+
+pub async fn retry_failed(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let endpoint = find(&state, &id)?;
+    let bytes = read_json_body(&headers, body, MAX_ADMIN_BODY).await?;
+    let request: RetryFailed = if bytes.iter().all(u8::is_ascii_whitespace) {
+        RetryFailed::default()
+    } else {
+        serde_json::from_slice(&bytes).map_err(crate::api::error::json_error)?
+    };
+    let since_ms = match request.since.as_deref() {
+        None => 0,
+        Some(text) => OffsetDateTime::parse(text, &Rfc3339)
+            .map(clock::unix_millis)
+            .map_err(|_| ApiError::invalid_field(format!("`since` must be an RFC 3339 time, not `{text}`")))?,
+    };
+    let endpoint_id = endpoint.id.clone();
+    let retried = blocking(&state, move |store| {
+        let now = clock::now_ms();
+        let mut retried = 0usize;
+        for delivery in store.failed_since(&endpoint_id, since_ms)? {
+            // One that an operator retried meanwhile is no longer failed.
+            match store.retry_delivery(&delivery, now) {
+                Ok(()) => retried += 1,
+                Err(crate::store::RetryError::Store(error)) => return Err(error),
+                Err(_) => {}
+            }
+        }
+        Ok(retried)
+    })
+    .await?;
+    state.wakeups.wake(&endpoint.id, 0);
+    tracing::info!(endpoint = %endpoint.id, retried, "operator retried failed deliveries");
+    Ok((StatusCode::ACCEPTED, Json(json!({ "retried": retried }))))
+}
+
+/// Sends a signed `webhook.test` event to this endpoint only.
+pub async fn test(State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let endpoint = find(&state, &id)?;
+    let now = OffsetDateTime::now_utc();
+    let event_id = generate_event_id(now);
+    let created_at = format_received_at(now);
+    let data = r#"{"message":"A test webhook from hookd. No action is needed."}"#;
+    let (body, data_range) = wire_body(&event_id, TEST_EVENT, &created_at, data);
+    let event = NewEvent {
+        id: event_id.clone(),
+        id_generated: true,
+        event: TEST_EVENT.to_owned(),
+        created_at,
+        created_at_given: false,
+        body,
+        data: data_range,
+        traceparent: None,
+        endpoints: vec![endpoint.id.clone()],
+        received_at: clock::unix_millis(now),
+    };
+    let received_at = event.received_at;
+    state.store.ingest(vec![event]).await?;
+    state.wakeups.wake(&endpoint.id, received_at);
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": event_id }))))
+}
+
+fn find(state: &AppState, id: &str) -> Result<Endpoint, ApiError> {
+    state
+        .settings()
+        .endpoints
+        .iter()
+        .find(|endpoint| endpoint.id == id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("endpoint", id))
+}
+
+async fn view(state: &AppState, endpoint: &Endpoint) -> Result<EndpointView, ApiError> {
+    let id = endpoint.id.clone();
+    let (pending, failed) = blocking(state, move |store| {
+        Ok((store.pending_count(&id)?, store.failed_count(&id)?))
+    })
+    .await?;
+    Ok(EndpointView::new(endpoint, &state.controls, pending, failed))
+}

@@ -1,0 +1,138 @@
+//! The JSON shapes of the admin API (SPEC section 6). None holds a secret.
+
+use serde::Serialize;
+
+use crate::clock;
+use crate::config::{Endpoint, Settings};
+use crate::dispatch::controls::{Controls, LastAttempt};
+use crate::store::{AttemptRecord, DeliveryRecord, DeliveryStatus};
+
+#[derive(Serialize)]
+pub struct EndpointView {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub enabled: bool,
+    pub paused: bool,
+    pub pending: usize,
+    pub failed: usize,
+    pub success_rate_1h: Option<f64>,
+    pub concurrency: Option<usize>,
+    pub last_attempt: Option<LastAttemptView>,
+}
+
+#[derive(Serialize)]
+pub struct LastAttemptView {
+    pub at: String,
+    pub status_code: Option<u16>,
+    pub error_kind: Option<String>,
+}
+
+impl From<LastAttempt> for LastAttemptView {
+    fn from(last: LastAttempt) -> LastAttemptView {
+        LastAttemptView {
+            at: clock::rfc3339(last.at_ms),
+            status_code: last.status_code,
+            error_kind: last.error_kind,
+        }
+    }
+}
+
+impl EndpointView {
+    pub fn new(endpoint: &Endpoint, controls: &Controls, pending: usize, failed: usize) -> EndpointView {
+        let (success_rate_1h, last) = controls.health(&endpoint.id, clock::now_ms());
+        EndpointView {
+            id: endpoint.id.clone(),
+            url: endpoint.url.to_string(),
+            events: endpoint.events.iter().map(ToString::to_string).collect(),
+            enabled: endpoint.enabled,
+            paused: controls.is_paused(&endpoint.id),
+            pending,
+            failed,
+            success_rate_1h,
+            concurrency: controls.concurrency(&endpoint.id),
+            last_attempt: last.map(LastAttemptView::from),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct DeliveryView {
+    pub id: String,
+    pub event_id: String,
+    pub event: String,
+    pub endpoint: String,
+    pub status: &'static str,
+    pub attempt_count: u32,
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl DeliveryView {
+    pub fn new(id: &str, record: &DeliveryRecord, status: &'static str) -> DeliveryView {
+        DeliveryView {
+            id: id.to_owned(),
+            event_id: record.event_id.clone(),
+            event: record.event.clone(),
+            endpoint: record.endpoint.clone(),
+            status,
+            attempt_count: record.attempt_count,
+            next_attempt_at: (record.status == DeliveryStatus::Pending).then(|| clock::rfc3339(record.next_attempt_at)),
+            created_at: clock::rfc3339(record.created_at),
+            updated_at: clock::rfc3339(record.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct DeliveryDetail {
+    #[serde(flatten)]
+    pub delivery: DeliveryView,
+    /// The exact body sent.
+    pub payload: String,
+    pub attempts: Vec<AttemptView>,
+}
+
+#[derive(Serialize)]
+pub struct AttemptView {
+    pub n: u32,
+    pub at: String,
+    pub status_code: Option<u16>,
+    pub error_kind: Option<String>,
+    pub latency_ms: u64,
+    pub response_snippet: String,
+}
+
+impl From<AttemptRecord> for AttemptView {
+    fn from(attempt: AttemptRecord) -> AttemptView {
+        AttemptView {
+            n: attempt.n,
+            at: clock::rfc3339(attempt.at),
+            status_code: attempt.status_code,
+            error_kind: attempt.error_kind,
+            latency_ms: attempt.latency_ms,
+            response_snippet: attempt.response_snippet,
+        }
+    }
+}
+
+/// A delivery's status as operators see it: a pending delivery whose
+/// endpoint is paused, disabled or gone from the config is `paused`.
+pub fn shown_status(record: &DeliveryRecord, settings: &Settings, controls: &Controls) -> &'static str {
+    match record.status {
+        DeliveryStatus::Succeeded => "succeeded",
+        DeliveryStatus::Failed => "failed",
+        DeliveryStatus::Pending => {
+            let enabled = settings
+                .endpoints
+                .iter()
+                .any(|endpoint| endpoint.id == record.endpoint && endpoint.enabled);
+            if enabled && !controls.is_paused(&record.endpoint) {
+                "pending"
+            } else {
+                "paused"
+            }
+        }
+    }
+}

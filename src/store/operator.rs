@@ -1,0 +1,84 @@
+//! Operator actions on the store: pausing endpoints, retrying failed
+//! deliveries by hand. Each is one atomic write.
+
+use rocksdb::{WriteBatch, WriteOptions};
+
+use super::records::DeliveryStatus;
+use super::{Error, Store, cf, with_prefix};
+
+/// Keys in the default column family that mark an operator's pause.
+const PAUSED_PREFIX: &str = "paused/";
+
+/// Why a manual retry was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("no delivery {0}")]
+    NotFound(String),
+    #[error("delivery {0} is not failed")]
+    NotFailed(String),
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+impl Store {
+    /// Records an operator's pause (or its end); it survives restarts.
+    pub fn set_endpoint_paused(&self, endpoint: &str, paused: bool) -> Result<(), Error> {
+        let key = format!("{PAUSED_PREFIX}{endpoint}");
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        if paused {
+            self.db.put_opt(key, [], &options)?;
+        } else {
+            self.db.delete_opt(key, &options)?;
+        }
+        Ok(())
+    }
+
+    /// The endpoints an operator has paused.
+    pub fn paused_endpoints(&self) -> Result<Vec<String>, Error> {
+        let mut paused = Vec::new();
+        for entry in with_prefix(&self.db, rocksdb::DEFAULT_COLUMN_FAMILY_NAME, PAUSED_PREFIX.as_bytes()) {
+            let (key, _) = entry?;
+            let key = String::from_utf8_lossy(&key);
+            paused.extend(key.strip_prefix(PAUSED_PREFIX).map(str::to_owned));
+        }
+        Ok(paused)
+    }
+
+    /// The failed deliveries of `endpoint` that failed at or after
+    /// `since_ms`, oldest first.
+    pub fn failed_since(&self, endpoint: &str, since_ms: u64) -> Result<Vec<String>, Error> {
+        let mut failed = Vec::new();
+        for entry in with_prefix(&self.db, cf::FAILED, &super::keys::endpoint_prefix(endpoint)) {
+            let (key, _) = entry?;
+            if let Some((at, id)) = super::keys::split_endpoint_timed(&key)
+                && at >= since_ms
+            {
+                failed.push(id.to_owned());
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Makes a failed delivery pending again, due at `now_ms`: one extra
+    /// attempt, numbered after the last.
+    pub fn retry_delivery(&self, id: &str, now_ms: u64) -> Result<(), RetryError> {
+        let mut record = self.delivery(id)?.ok_or_else(|| RetryError::NotFound(id.to_owned()))?;
+        if record.status != DeliveryStatus::Failed {
+            return Err(RetryError::NotFailed(id.to_owned()));
+        }
+        let mut batch = WriteBatch::default();
+        self.unindex(&mut batch, id, &record);
+        record.status = DeliveryStatus::Pending;
+        record.finished_at = None;
+        record.next_attempt_at = now_ms;
+        record.updated_at = now_ms;
+        record.manual_retry = true;
+        self.index(&mut batch, id, &record);
+        batch.put_cf(self.cf(cf::DELIVERIES), id, record.encode());
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(batch, &options).map_err(Error::from)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,59 @@
+//! Read-only queries for the admin API: deliveries newest first, with a
+//! cursor, and per-endpoint counts.
+
+use rocksdb::{Direction, IteratorMode};
+
+use super::keys;
+use super::records::DeliveryRecord;
+use super::{Error, Store, cf, with_prefix};
+
+impl Store {
+    /// Visits deliveries newest first, starting strictly after `cursor` (a
+    /// key this method handed out before), until `visit` returns false.
+    /// `visit` gets the delivery's cursor, id and record.
+    pub fn scan_recent(
+        &self,
+        cursor: Option<&[u8]>,
+        mut visit: impl FnMut(&[u8], &str, DeliveryRecord) -> bool,
+    ) -> Result<(), Error> {
+        let mode = match cursor {
+            Some(cursor) => IteratorMode::From(cursor, Direction::Reverse),
+            None => IteratorMode::End,
+        };
+        for entry in self.db.iterator_cf(self.cf(cf::RECENT), mode) {
+            let (key, _) = entry?;
+            if cursor == Some(&key[..]) {
+                continue;
+            }
+            let Some((_, id)) = keys::split_timed(&key) else {
+                return Err(Error::Corrupt("recent key".into()));
+            };
+            // A delivery removed by retention between the two reads is skipped.
+            if let Some(record) = self.delivery(id)?
+                && !visit(&key, id, record)
+            {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many deliveries to `endpoint` are pending (in the `due` index).
+    pub fn pending_count(&self, endpoint: &str) -> Result<usize, Error> {
+        count(with_prefix(&self.db, cf::DUE, &keys::endpoint_prefix(endpoint)))
+    }
+
+    /// How many deliveries to `endpoint` are failed.
+    pub fn failed_count(&self, endpoint: &str) -> Result<usize, Error> {
+        count(with_prefix(&self.db, cf::FAILED, &keys::endpoint_prefix(endpoint)))
+    }
+}
+
+fn count<I: Iterator<Item = Result<T, rocksdb::Error>>, T>(entries: I) -> Result<usize, Error> {
+    let mut total = 0;
+    for entry in entries {
+        entry?;
+        total += 1;
+    }
+    Ok(total)
+}
