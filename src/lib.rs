@@ -104,6 +104,8 @@ pub async fn run(
     let (ingest, admin) = tokio::join!(ingest, admin);
     dispatcher.shutdown(grace).await;
     sweeper.abort();
+    // Wait for the abort, so its handle on the store is gone when `run` is.
+    let _ = sweeper.await;
     tokio::task::spawn_blocking(move || store.close()).await?;
     tracing::info!("hookd stopped");
     ingest.context("ingest API")?;

@@ -93,11 +93,15 @@ impl Store {
         Ok(attempts)
     }
 
-    /// Deletes the index entry `record` has now: `due` or `finished`.
+    /// Deletes the index entries `record` has now: `due`, or `finished`
+    /// (and `failed`).
     pub(super) fn unindex(&self, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord) {
         match record.finished_at {
             Some(at) if record.status.is_finished() => {
                 batch.delete_cf(self.cf(cf::FINISHED), keys::finished(at, Finished::Delivery, id));
+                if record.status == DeliveryStatus::Failed {
+                    batch.delete_cf(self.cf(cf::FAILED), keys::endpoint_timed(&record.endpoint, at, id));
+                }
             }
             _ => batch.delete_cf(
                 self.cf(cf::DUE),
@@ -106,11 +110,15 @@ impl Store {
         }
     }
 
-    /// Adds the index entry `record` needs: `due` or `finished`.
+    /// Adds the index entries `record` needs: `due`, or `finished` (and
+    /// `failed`).
     pub(super) fn index(&self, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord) {
         match record.finished_at {
             Some(at) if record.status.is_finished() => {
                 batch.put_cf(self.cf(cf::FINISHED), keys::finished(at, Finished::Delivery, id), []);
+                if record.status == DeliveryStatus::Failed {
+                    batch.put_cf(self.cf(cf::FAILED), keys::endpoint_timed(&record.endpoint, at, id), []);
+                }
             }
             _ => batch.put_cf(
                 self.cf(cf::DUE),

@@ -1,6 +1,7 @@
 //! Integration tests: hookd for real, on 127.0.0.1 port 0, with RocksDB in
 //! a temp dir. `support` holds the launchers and the HTTP client.
 
+mod admin;
 mod config;
 mod crash;
 mod delivery;

@@ -49,6 +49,7 @@ async fn the_sweep_removes_only_what_finished_before_the_cutoff() {
         .finish_delivery("evt_recent.a", DeliveryStatus::Succeeded, START + 30 * HOUR_MS)
         .unwrap();
 
+    assert_eq!(store.counts().unwrap().failed, 1, "the failed delivery is indexed");
     // 24 h retention, 26 h after the start: the cutoff is START + 2 h.
     let stats = store.sweep(START + 26 * HOUR_MS + 1, 24 * HOUR_MS).unwrap();
     assert_eq!((stats.deliveries, stats.events), (3, 2), "{stats:?}");
@@ -81,6 +82,7 @@ async fn the_sweep_removes_only_what_finished_before_the_cutoff() {
     assert_eq!(counts.recent, 3, "index entries go with their deliveries");
     assert_eq!(counts.due, 2);
     assert_eq!(counts.finished, 1);
+    assert_eq!(counts.failed, 0, "the failed index entry went with its delivery");
 
     // A second sweep at the same time finds nothing more.
     assert_eq!(

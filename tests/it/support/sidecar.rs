@@ -25,6 +25,20 @@ impl Sidecar {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("hookd.toml");
         std::fs::write(&config_path, test_config(&dir.path().join("data"), extra)).expect("writing the config");
+        Sidecar::start_in(dir).await
+    }
+
+    /// Stops hookd and starts it again on the same config and data.
+    pub async fn restart(mut self) -> Sidecar {
+        self.shutdown().await;
+        let Sidecar { store, _dir: dir, .. } = self;
+        drop(store);
+        Sidecar::start_in(dir).await
+    }
+
+    /// Starts hookd on `dir/hookd.toml`.
+    async fn start_in(dir: TempDir) -> Sidecar {
+        let config_path = dir.path().join("hookd.toml");
         let settings = hookd::config::load(&config_path).unwrap_or_else(|errors| panic!("test config: {errors}"));
         let store = Store::open(&settings.storage.path).expect("opening the store");
         let listeners = hookd::Listeners::bind(&settings).await.expect("binding");
