@@ -13,12 +13,14 @@
 //!   signed ([`sign`]), retrying on failure;
 //! - [`api::admin`] serves health to probes and operators;
 //! - [`config`] loads and checks the settings all of this runs on;
-//! - [`telemetry`] sets up logs.
+//! - [`telemetry`] sets up logs;
+//! - [`cli`] holds the operator commands that talk to a running sidecar.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod catalog;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dispatch;

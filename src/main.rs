@@ -2,10 +2,14 @@
 //! over to the library. Exit codes: 0 success, 1 runtime error, 2 usage or
 //! config error.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use hookd::cli::admin_client::{AdminClient, DEFAULT_ADMIN_URL};
+use hookd::cli::operator::{self, ListFilters};
 use hookd::config::{self, DEFAULT_CONFIG_PATH, Settings};
 
 /// A sidecar that stores outbound webhooks durably and delivers them signed.
@@ -23,6 +27,91 @@ enum Command {
     /// Load and check the config; print the effective config with secrets
     /// redacted, or one line per problem (exit 2).
     CheckConfig(ConfigArgs),
+    /// Exit 0 when the sidecar's /readyz answers 200 (for container probes).
+    Healthcheck(AdminArgs),
+    /// Print the X-Webhook-Signature of the body read on stdin.
+    Sign {
+        /// The environment variable holding the endpoint's secret.
+        #[arg(long)]
+        secret_env: String,
+    },
+    /// A small local subscriber: prints each webhook and whether its
+    /// signature verifies (answers 200, or 401 when it does not).
+    Receive {
+        /// Where to listen, like 127.0.0.1:9000.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// The environment variable holding the endpoint's secret.
+        #[arg(long)]
+        secret_env: String,
+    },
+    /// Deliveries of a running sidecar (token from HOOKD_ADMIN_TOKEN).
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
+    /// Endpoints of a running sidecar (token from HOOKD_ADMIN_TOKEN).
+    #[command(subcommand)]
+    Endpoints(EndpointsCommand),
+}
+
+#[derive(Subcommand)]
+enum DeliveriesCommand {
+    /// Newest first, with filters.
+    List {
+        /// pending, succeeded, failed or paused.
+        #[arg(long)]
+        status: Option<String>,
+        /// An endpoint id.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// An event type, like payment.completed.
+        #[arg(long)]
+        event: Option<String>,
+        /// 1 to 1000 (default 100).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Where the previous page stopped.
+        #[arg(long)]
+        cursor: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// One delivery with its payload and attempts.
+    Show {
+        id: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Retry a failed delivery now: one extra attempt.
+    Retry {
+        id: String,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum EndpointsCommand {
+    /// Every endpoint with its health.
+    List {
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+#[derive(Args)]
+struct AdminArgs {
+    /// The sidecar's admin API.
+    #[arg(long = "admin", env = "HOOKD_ADMIN_URL", default_value = DEFAULT_ADMIN_URL)]
+    url: String,
+}
+
+#[derive(Args)]
+struct Output {
+    /// Print the admin API's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    admin: AdminArgs,
 }
 
 #[derive(Args)]
@@ -49,6 +138,82 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Healthcheck(admin) => run_async(async move {
+            let ready = operator::ready(&admin_client(&admin)).await?;
+            anyhow::ensure!(ready, "not ready");
+            Ok(String::new())
+        }),
+        Command::Sign { secret_env } => finish(
+            hookd::cli::secret_from_env(&secret_env)
+                .and_then(|secret| hookd::cli::sign_stdin(&secret))
+                .map(|signature| format!("{signature}\n")),
+        ),
+        Command::Receive { listen, secret_env } => run_async(async move {
+            let secret = hookd::cli::secret_from_env(&secret_env)?;
+            hookd::cli::receive::receive(listen, &secret).await?;
+            Ok(String::new())
+        }),
+        Command::Deliveries(command) => run_async(async move {
+            match command {
+                DeliveriesCommand::List {
+                    status,
+                    endpoint,
+                    event,
+                    limit,
+                    cursor,
+                    output,
+                } => {
+                    let filters = ListFilters {
+                        status,
+                        endpoint,
+                        event,
+                        limit,
+                        cursor,
+                    };
+                    operator::deliveries_list(&admin_client(&output.admin), &filters, output.json).await
+                }
+                DeliveriesCommand::Show { id, output } => {
+                    operator::deliveries_show(&admin_client(&output.admin), &id, output.json).await
+                }
+                DeliveriesCommand::Retry { id, output } => {
+                    operator::deliveries_retry(&admin_client(&output.admin), &id, output.json).await
+                }
+            }
+        }),
+        Command::Endpoints(EndpointsCommand::List { output }) => {
+            run_async(async move { operator::endpoints_list(&admin_client(&output.admin), output.json).await })
+        }
+    }
+}
+
+fn admin_client(admin: &AdminArgs) -> AdminClient {
+    AdminClient::new(
+        &admin.url,
+        std::env::var("HOOKD_ADMIN_TOKEN")
+            .ok()
+            .filter(|token| !token.is_empty()),
+    )
+}
+
+/// Runs a client command on a small runtime and prints what it returns.
+fn run_async(command: impl Future<Output = anyhow::Result<String>>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => finish(runtime.block_on(command)),
+        Err(error) => finish(Err(error.into())),
+    }
+}
+
+/// Prints the output, or the error on stderr with exit code 1.
+fn finish(result: anyhow::Result<String>) -> ExitCode {
+    match result {
+        Ok(output) => {
+            print!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("hookd: {error:#}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }
 

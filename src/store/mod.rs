@@ -134,7 +134,7 @@ impl Store {
         check_schema(&db)?;
         let db = Arc::new(db);
         let counters = Arc::new(writer::Counters::default());
-        let writer = writer::Writer::start(db.clone(), counters.clone())?;
+        let writer = writer::Writer::start(Arc::downgrade(&db), counters.clone())?;
         Ok(Store {
             db,
             writer: Arc::new(Mutex::new(Some(writer))),

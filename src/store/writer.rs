@@ -17,8 +17,8 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
 use rocksdb::{DB, WriteBatch, WriteOptions};
@@ -108,7 +108,11 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(db: Arc<DB>, counters: Arc<Counters>) -> Result<Writer, Error> {
+    /// Starts the thread. It holds the database weakly: the store closes
+    /// when its last handle is dropped, not when this thread next wakes (a
+    /// database still open when the process exits can crash RocksDB's
+    /// static teardown).
+    pub(super) fn start(db: Weak<DB>, counters: Arc<Counters>) -> Result<Writer, Error> {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("hookd-store-writer".into())
@@ -142,7 +146,7 @@ pub(super) async fn submit(
     answer.await.map_err(|_| Error::Closed)?
 }
 
-fn run(db: &DB, counters: &Counters, mut receiver: mpsc::Receiver<Request>) {
+fn run(db: &Weak<DB>, counters: &Counters, mut receiver: mpsc::Receiver<Request>) {
     while let Some(first) = receiver.blocking_recv() {
         let mut events = first.events.len();
         let mut group = vec![first];
@@ -155,7 +159,14 @@ fn run(db: &DB, counters: &Counters, mut receiver: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        commit(db, counters, group);
+        match db.upgrade() {
+            Some(db) => commit(&db, counters, group),
+            None => {
+                for request in group {
+                    let _ = request.reply.send(Err(IngestError::Store(Error::Closed)));
+                }
+            }
+        }
     }
 }
 

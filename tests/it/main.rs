@@ -2,6 +2,7 @@
 //! a temp dir. `support` holds the launchers and the HTTP client.
 
 mod admin;
+mod cli;
 mod config;
 mod crash;
 mod delivery;
