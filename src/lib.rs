@@ -12,7 +12,8 @@
 //! - [`dispatch`] reads each endpoint's due deliveries and sends them,
 //!   signed ([`sign`]), retrying on failure;
 //! - [`api::admin`] serves health to probes and operators;
-//! - [`config`] loads and checks the settings all of this runs on;
+//! - [`config`] loads and checks the settings all of this runs on, and
+//!   [`reload`] swaps in a changed config while running;
 //! - [`telemetry`] sets up logs;
 //! - [`cli`] holds the operator commands that talk to a running sidecar.
 
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod dispatch;
 pub mod event;
+pub mod reload;
 pub mod sign;
 pub mod store;
 pub mod telemetry;
@@ -44,6 +46,7 @@ use crate::config::Settings;
 use crate::dispatch::Dispatcher;
 use crate::dispatch::controls::Controls;
 use crate::dispatch::wakeup::Wakeups;
+use crate::reload::Reloader;
 use crate::store::Store;
 
 /// How often finished work older than `storage.retention` is removed.
@@ -77,12 +80,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let retention = settings.storage.retention;
-    let grace = settings.delivery.shutdown_grace;
     let wakeups = Arc::new(Wakeups::default());
     let controls = Controls::new(store.paused_endpoints()?);
-    let dispatcher = Dispatcher::start(&settings, store.clone(), &wakeups, &controls).map_err(anyhow::Error::msg)?;
+    let dispatcher = Dispatcher::start(&settings, store.clone(), wakeups.clone(), controls.clone())
+        .await
+        .map_err(anyhow::Error::msg)?;
     let config_status = Arc::new(ConfigStatus::loaded_now());
-    let (_settings_sender, settings) = watch::channel(Arc::new(settings));
+    let (settings_sender, settings) = watch::channel(Arc::new(settings));
+    let reloader = Reloader::new(settings_sender, config_status.clone());
+    let current_settings = settings.clone();
     let state = AppState {
         store: store.clone(),
         settings,
@@ -101,10 +107,16 @@ pub async fn run(
         let _ = stop.send(true);
     });
     let sweeper = tokio::spawn(sweep_forever(store.clone(), retention));
+    let delivery = tokio::spawn(deliver_until_stopped(
+        dispatcher,
+        reloader,
+        current_settings,
+        stopped.clone(),
+    ));
     let ingest = serve(listeners.ingest, api::ingest::router(state.clone()), stopped.clone());
     let admin = serve(listeners.admin, api::admin::router(state), stopped);
     let (ingest, admin) = tokio::join!(ingest, admin);
-    dispatcher.shutdown(grace).await;
+    delivery.await?;
     sweeper.abort();
     // Wait for the abort, so its handle on the store is gone when `run` is.
     let _ = sweeper.await;
@@ -113,6 +125,30 @@ pub async fn run(
     ingest.context("ingest API")?;
     admin.context("admin API")?;
     Ok(())
+}
+
+/// Runs delivery, applying config reloads as they come, until `stopped`;
+/// then lets attempts in flight finish within the shutdown grace.
+async fn deliver_until_stopped(
+    mut dispatcher: Dispatcher,
+    mut reloader: Option<Reloader>,
+    settings: watch::Receiver<Arc<Settings>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let reload = async {
+            match &mut reloader {
+                Some(reloader) => reloader.next(&mut dispatcher).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => break,
+            () = reload => {}
+        }
+    }
+    let grace = settings.borrow().delivery.shutdown_grace;
+    dispatcher.shutdown(grace).await;
 }
 
 async fn serve(listener: TcpListener, router: axum::Router, mut stopped: watch::Receiver<bool>) -> std::io::Result<()> {

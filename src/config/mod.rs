@@ -49,7 +49,9 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
             reason: format!("cannot read: {error}"),
         }]));
     }
-    from_figment(&layers(Some(path)))
+    let mut settings = from_figment(&layers(Some(path)))?;
+    settings.source = Some(path.to_owned());
+    Ok(settings)
 }
 
 /// Defaults < `file` (TOML, or YAML for `.yaml`/`.yml`) < `HOOKD_` env.

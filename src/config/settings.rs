@@ -30,6 +30,9 @@ pub struct Settings {
     pub endpoints: Vec<Endpoint>,
     /// The configuration as written, for `check-config` and the admin API.
     pub file: ConfigFile,
+    /// The file it was loaded from, watched for changes; `None` when it
+    /// came from elsewhere (a test's string).
+    pub source: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +92,44 @@ pub struct TelemetrySettings {
 }
 
 impl Settings {
+    /// What differs from `other` that only a restart applies: listen
+    /// addresses, the store's path, and the telemetry export.
+    pub fn restart_needed_for(&self, other: &Settings) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.ingest.listen != other.ingest.listen {
+            keys.push("ingest.listen");
+        }
+        if self.admin.listen != other.admin.listen {
+            keys.push("admin.listen");
+        }
+        if self.storage.path != other.storage.path {
+            keys.push("storage.path");
+        }
+        let (mine, theirs) = (&self.telemetry, &other.telemetry);
+        if mine.otlp_endpoint != theirs.otlp_endpoint
+            || mine.otlp_protocol != theirs.otlp_protocol
+            || mine.service_name != theirs.service_name
+            || mine.log_format != theirs.log_format
+        {
+            keys.push("telemetry");
+        }
+        keys
+    }
+
+    /// Every file the config reads besides itself: secret files and the CA
+    /// file. A change to one of them is a change to the config.
+    pub fn referenced_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = Vec::new();
+        for endpoint in &self.file.endpoints {
+            files.extend(endpoint.secret_file.as_deref().map(PathBuf::from));
+            for previous in &endpoint.previous_secrets {
+                files.extend(previous.secret_file.as_deref().map(PathBuf::from));
+            }
+        }
+        files.extend(self.delivery.ca_file.clone());
+        files
+    }
+
     /// Checks `file`; `locate` names the source of a key for error messages.
     pub fn from_file(file: ConfigFile, locate: Locate<'_>) -> Result<Settings, ConfigErrors> {
         let mut problems = Problems::new(locate);
@@ -124,6 +165,7 @@ impl Settings {
             telemetry: telemetry.expect(unchecked),
             endpoints,
             file,
+            source: None,
         })
     }
 }

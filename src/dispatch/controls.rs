@@ -50,11 +50,16 @@ impl Controls {
         })
     }
 
-    pub(super) fn register_limit(&self, endpoint: &str, limit: Arc<AdaptiveLimit>) {
-        self.limits
-            .write()
-            .expect("limits lock")
-            .insert(endpoint.to_owned(), limit);
+    /// The endpoint's adaptive limit, kept across config reloads, with its
+    /// upper bound set to `max`.
+    pub(super) fn limit(&self, endpoint: &str, max: usize) -> Arc<AdaptiveLimit> {
+        let mut limits = self.limits.write().expect("limits lock");
+        let limit = limits
+            .entry(endpoint.to_owned())
+            .or_insert_with(|| AdaptiveLimit::new(max))
+            .clone();
+        limit.set_max(max);
+        limit
     }
 
     /// The endpoint's current adaptive concurrency, if it has a worker.

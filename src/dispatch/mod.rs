@@ -25,14 +25,13 @@ pub mod retry;
 pub mod wakeup;
 mod worker;
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use self::adaptive_limit::AdaptiveLimit;
 use self::attempt::AttemptContext;
 use self::client::{HttpClient, endpoint_stack, http_client};
 use self::controls::Controls;
@@ -44,67 +43,110 @@ use self::worker::Worker;
 use crate::config::Settings;
 use crate::store::Store;
 
-/// The running delivery side: one worker per enabled endpoint.
+/// The running delivery side: one worker per enabled endpoint, rebuilt
+/// whole when the config changes.
 pub struct Dispatcher {
-    workers: HashMap<String, JoinHandle<JoinSet<()>>>,
+    store: Store,
+    wakeups: Arc<Wakeups>,
+    controls: Arc<Controls>,
+    /// The workers of the config in force.
+    generation: Option<Generation>,
+    /// Attempts still in flight from the workers of earlier configs.
+    retiring: Vec<JoinSet<()>>,
+    /// Deliveries in flight per endpoint, shared by successive workers of
+    /// the same endpoint, so a reload never sends one twice at once.
+    in_flight: HashMap<String, Arc<Mutex<HashSet<String>>>>,
+}
+
+struct Generation {
     stop: watch::Sender<bool>,
+    workers: Vec<(String, JoinHandle<JoinSet<()>>)>,
 }
 
 impl Dispatcher {
     /// Starts a worker for each enabled endpoint. Fails only when the TLS
     /// setup cannot read `delivery.ca_file`.
-    pub fn start(
+    pub async fn start(
         settings: &Settings,
         store: Store,
-        wakeups: &Wakeups,
-        controls: &Arc<Controls>,
+        wakeups: Arc<Wakeups>,
+        controls: Arc<Controls>,
     ) -> Result<Dispatcher, String> {
+        let mut dispatcher = Dispatcher {
+            store,
+            wakeups,
+            controls,
+            generation: None,
+            retiring: Vec::new(),
+            in_flight: HashMap::new(),
+        };
+        dispatcher.apply(settings).await?;
+        Ok(dispatcher)
+    }
+
+    /// Switches to `settings`: the workers of the old config stop starting
+    /// attempts (theirs in flight finish), and new ones start for every
+    /// enabled endpoint, with the new URLs, secrets, limits and schedule.
+    /// Removed and disabled endpoints get no worker: their deliveries wait.
+    pub async fn apply(&mut self, settings: &Settings) -> Result<(), String> {
         let delivery = &settings.delivery;
         let policy = Arc::new(RwLock::new(DestinationPolicy {
             allow_private_networks: delivery.allow_private_networks,
             allowed_networks: delivery.allowed_networks.clone(),
         }));
         let client: HttpClient = http_client(policy, delivery.ca_file.as_deref(), delivery.endpoint_concurrency)?;
+        self.retire().await;
         let global = Arc::new(Semaphore::new(delivery.concurrency));
         let retry = RetryPolicy {
             schedule: delivery.retry_schedule.clone(),
             jitter: delivery.retry_jitter,
         };
         let (stop, stopped) = watch::channel(false);
-        let mut workers = HashMap::new();
+        let mut workers = Vec::new();
         for endpoint in settings.endpoints.iter().filter(|endpoint| endpoint.enabled) {
-            let limit = AdaptiveLimit::new(delivery.endpoint_concurrency);
-            controls.register_limit(&endpoint.id, limit.clone());
+            let limit = self.controls.limit(&endpoint.id, delivery.endpoint_concurrency);
             let worker = Worker {
                 endpoint: endpoint.id.clone(),
-                stack: endpoint_stack(client.clone(), limit.clone(), global.clone(), delivery.timeout),
+                stack: endpoint_stack(client.clone(), limit, global.clone(), delivery.timeout),
                 context: Arc::new(AttemptContext {
-                    store: store.clone(),
+                    store: self.store.clone(),
                     target: Arc::new(Target::new(endpoint.clone())),
                     retry: retry.clone(),
-                    controls: controls.clone(),
+                    controls: self.controls.clone(),
                 }),
-                wakeup: wakeups.get(&endpoint.id),
-                paused: controls.watch_paused(),
+                wakeup: self.wakeups.get(&endpoint.id),
+                paused: self.controls.watch_paused(),
+                in_flight: self.in_flight.entry(endpoint.id.clone()).or_default().clone(),
             };
-            let task = tokio::spawn(worker.run(stopped.clone()));
-            workers.insert(endpoint.id.clone(), task);
+            workers.push((endpoint.id.clone(), tokio::spawn(worker.run(stopped.clone()))));
         }
-        Ok(Dispatcher { workers, stop })
+        self.generation = Some(Generation { stop, workers });
+        Ok(())
+    }
+
+    /// Stops the current workers and keeps their attempts in flight.
+    async fn retire(&mut self) {
+        if let Some(generation) = self.generation.take() {
+            let _ = generation.stop.send(true);
+            for (endpoint, worker) in generation.workers {
+                match worker.await {
+                    Ok(attempts) => self.retiring.push(attempts),
+                    Err(error) => tracing::error!(%endpoint, %error, "a delivery worker panicked"),
+                }
+            }
+        }
+        for attempts in &mut self.retiring {
+            while attempts.try_join_next().is_some() {}
+        }
+        self.retiring.retain(|attempts| !attempts.is_empty());
     }
 
     /// Stops starting attempts, lets those in flight finish for up to
     /// `grace`, then cuts off the rest (they are sent again after restart:
     /// their outcome was never recorded).
-    pub async fn shutdown(self, grace: Duration) {
-        let _ = self.stop.send(true);
-        let mut in_flight = Vec::new();
-        for (endpoint, worker) in self.workers {
-            match worker.await {
-                Ok(attempts) => in_flight.push(attempts),
-                Err(error) => tracing::error!(%endpoint, %error, "a delivery worker panicked"),
-            }
-        }
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.retire().await;
+        let mut in_flight = std::mem::take(&mut self.retiring);
         let waiting: usize = in_flight.iter().map(JoinSet::len).sum();
         if waiting > 0 {
             tracing::info!(attempts = waiting, "waiting for attempts in flight");

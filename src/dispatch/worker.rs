@@ -41,13 +41,16 @@ pub struct Worker {
     /// The endpoints an operator paused; this worker starts nothing while
     /// its own is among them.
     pub paused: watch::Receiver<HashSet<String>>,
+    /// Deliveries of this endpoint in flight, shared with the workers of
+    /// earlier configs whose attempts may still be running.
+    pub in_flight: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Worker {
     /// Runs until `stop` turns true; returns the attempts still in flight,
     /// for the shutdown grace period.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> JoinSet<()> {
-        let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let in_flight = self.in_flight.clone();
         let mut attempts = JoinSet::new();
         let mut cursor = 0u64;
         let mut last_full_scan = Instant::now();

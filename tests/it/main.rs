@@ -9,6 +9,7 @@ mod delivery;
 mod health;
 mod ingest;
 mod ingest_batch;
+mod reload;
 mod retention;
 mod safety;
 mod subscribers;

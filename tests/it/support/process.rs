@@ -98,6 +98,12 @@ impl HookdProcess {
         self.child.wait().expect("reaping hookd");
     }
 
+    /// SIGHUP: reload the config.
+    pub fn hangup(&self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-HUP", &pid]).status().expect("kill -HUP");
+    }
+
     /// SIGTERM, then waits for a clean exit.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();

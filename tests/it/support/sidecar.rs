@@ -28,6 +28,32 @@ impl Sidecar {
         Sidecar::start_in(dir).await
     }
 
+    /// Replaces the config file with the test config plus `extra`, as an
+    /// operator editing it would; hookd notices within a second or two.
+    pub fn rewrite_config(&self, extra: &str) {
+        let config = test_config(&self._dir.path().join("data"), extra);
+        std::fs::write(self._dir.path().join("hookd.toml"), config).expect("writing the config");
+    }
+
+    /// Writes raw text as the config file.
+    pub fn write_config_text(&self, text: &str) {
+        std::fs::write(self._dir.path().join("hookd.toml"), text).expect("writing the config");
+    }
+
+    /// Waits until `GET /v1/config` shows a reload after `since`
+    /// (`loaded_at` moved) or a reload error, and returns the answer.
+    pub async fn config_after(&self, since: &str) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let answer = self.http.get(&format!("{}/v1/config", self.admin)).await.json;
+            if answer["loaded_at"].as_str() != Some(since) || !answer["last_reload_error"].is_null() {
+                return answer;
+            }
+            assert!(std::time::Instant::now() < deadline, "no reload seen");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Stops hookd and starts it again on the same config and data.
     pub async fn restart(mut self) -> Sidecar {
         self.shutdown().await;

@@ -1,0 +1,124 @@
+//! Live config reload: hookd notices a changed config file, or a SIGHUP,
+//! and swaps to the new config without a restart and without dropping work.
+//!
+//! The watcher reads the config file, and every secret or CA file it names,
+//! once a second and compares a hash of their bytes. Reading through the
+//! path follows the symlink swaps Kubernetes makes when it updates a
+//! ConfigMap or Secret volume, which event-based watches on the file itself
+//! lose track of. A new config that does not load is refused whole: hookd
+//! keeps running on the old one and reports the error in its log and in
+//! `GET /v1/config`.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::api::ConfigStatus;
+use crate::config::{self, Settings};
+use crate::dispatch::Dispatcher;
+
+/// How often the files are read for changes.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Watches the config's files and applies each valid change.
+pub struct Reloader {
+    path: PathBuf,
+    fingerprint: u64,
+    hangup: Option<Signal>,
+    settings: watch::Sender<Arc<Settings>>,
+    status: Arc<ConfigStatus>,
+}
+
+impl Reloader {
+    /// A reloader for settings loaded from a file; `None` otherwise.
+    pub fn new(settings: watch::Sender<Arc<Settings>>, status: Arc<ConfigStatus>) -> Option<Reloader> {
+        let current = settings.borrow().clone();
+        let path = current.source.clone()?;
+        let hangup = signal(SignalKind::hangup())
+            .inspect_err(|error| tracing::warn!(%error, "cannot listen for SIGHUP; file changes still reload"))
+            .ok();
+        Some(Reloader {
+            fingerprint: fingerprint(&path, &current),
+            path,
+            hangup,
+            settings,
+            status,
+        })
+    }
+
+    /// Waits for a change (or SIGHUP) and applies it; returns after each
+    /// attempt, applied or refused.
+    pub async fn next(&mut self, dispatcher: &mut Dispatcher) {
+        loop {
+            let hangup = async {
+                match &mut self.hangup {
+                    Some(hangup) => {
+                        hangup.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = hangup => {
+                    tracing::info!(path = %self.path.display(), "SIGHUP: reloading the config");
+                    break;
+                }
+                () = tokio::time::sleep(POLL) => {
+                    let current = self.settings.borrow().clone();
+                    if fingerprint(&self.path, &current) != self.fingerprint {
+                        tracing::info!(path = %self.path.display(), "the config changed: reloading");
+                        break;
+                    }
+                }
+            }
+        }
+        self.reload(dispatcher).await;
+    }
+
+    async fn reload(&mut self, dispatcher: &mut Dispatcher) {
+        let current = self.settings.borrow().clone();
+        // Whatever the outcome, this content has been looked at.
+        self.fingerprint = fingerprint(&self.path, &current);
+        let loaded = config::load(&self.path).map_err(|errors| errors.to_string());
+        let new = match loaded {
+            Ok(new) => new,
+            Err(error) => return self.refuse(error),
+        };
+        if let Err(error) = dispatcher.apply(&new).await {
+            return self.refuse(error);
+        }
+        let restart = new.restart_needed_for(&current);
+        if !restart.is_empty() {
+            tracing::warn!(keys = ?restart, "the new config changes settings that apply only after a restart");
+        }
+        crate::telemetry::set_log_level(&new.telemetry.log_level);
+        self.fingerprint = fingerprint(&self.path, &new);
+        let _ = self.settings.send(Arc::new(new));
+        self.status.reloaded(!restart.is_empty());
+        tracing::info!(path = %self.path.display(), "the new config is in force");
+    }
+
+    fn refuse(&self, error: String) {
+        tracing::error!(path = %self.path.display(), "the new config is refused; hookd keeps the old one:\n{error}");
+        self.status.refused(error);
+    }
+}
+
+/// A hash of the config file and the files it names (a missing file hashes
+/// as its error, so its disappearance is a change too).
+fn fingerprint(path: &Path, settings: &Settings) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for file in std::iter::once(path.to_owned()).chain(settings.referenced_files()) {
+        file.hash(&mut hasher);
+        match std::fs::read(&file) {
+            Ok(bytes) => bytes.hash(&mut hasher),
+            Err(error) => error.kind().to_string().hash(&mut hasher),
+        }
+    }
+    hasher.finish()
+}
