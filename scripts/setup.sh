@@ -23,13 +23,16 @@ build_deps() {
   if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
 }
 
-# The tests run real subscribers under Node: the SPEC's snippet and the
-# official Standard Webhooks verifier (npm package standardwebhooks).
+# The tests run real programs under Node: subscribers (the SPEC's snippet,
+# the official Standard Webhooks verifier) and the dashboard's browser test
+# (playwright-core driving Debian's chromium; it never downloads a browser).
 test_deps() {
-  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    apt_install nodejs npm
-  fi
-  if [ ! -d tests/node/node_modules/standardwebhooks ]; then
+  local missing=()
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
+  if [ ! -d tests/node/node_modules/standardwebhooks ] || [ ! -d tests/node/node_modules/playwright-core ]; then
     (cd tests/node && npm ci --no-audit --no-fund --silent)
   fi
 }

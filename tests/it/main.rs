@@ -5,6 +5,7 @@ mod admin;
 mod cli;
 mod config;
 mod crash;
+mod dashboard;
 mod delivery;
 mod health;
 mod ingest;

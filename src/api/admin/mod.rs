@@ -1,7 +1,9 @@
 //! The admin API for operators (SPEC section 6): health, endpoints,
-//! deliveries, manual retry and the config, behind [`guard`].
+//! deliveries, manual retry, the config, and the dashboard that shows them,
+//! behind [`guard`].
 
 mod config;
+mod dashboard;
 mod deliveries;
 mod endpoints;
 mod guard;
@@ -17,6 +19,7 @@ use crate::store::{self, Store};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(dashboard::page).fallback(method_not_allowed))
         .route("/healthz", get(health::healthz).fallback(method_not_allowed))
         .route("/readyz", get(health::readyz).fallback(method_not_allowed))
         .route("/v1/endpoints", get(endpoints::list).fallback(method_not_allowed))

@@ -69,7 +69,7 @@ impl HookdProcess {
                         let _ = lines.send((api, address));
                     }
                 }
-                if std::env::var_os("HOOKD_TEST_VERBOSE").is_some() {
+                if std::env::var_os("VERBOSE_HOOKD_LOGS").is_some() {
                     eprintln!("[hookd] {line}");
                 }
             }

@@ -1,0 +1,84 @@
+//! The dashboard in a real headless Chromium (`tests/node/dashboard.js`):
+//! log in with the token, see a failed delivery and its attempts, click
+//! Retry, see it succeed. The screenshot it takes is `docs/dashboard.png`
+//! when `UPDATE_DASHBOARD_SCREENSHOT=1`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hookd::store::DeliveryStatus;
+
+use crate::support::receiver::{Receiver, Reply};
+use crate::support::sidecar::Sidecar;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn a_failed_delivery_is_retried_from_the_dashboard() {
+    let crm = Receiver::start().await;
+    crm.answer_by_default(Reply::status(500).with_body(r#"{"error":"subscriber is down for maintenance"}"#));
+    let billing = Receiver::start().await;
+    let config = format!(
+        r#"
+[admin]
+token = "dashboard-token"
+[delivery]
+retry_schedule = []
+[[endpoints]]
+id = "crm"
+url = "{}"
+events = ["enrollment.*", "payment.completed"]
+secret = "crm secret"
+[[endpoints]]
+id = "billing"
+url = "{}"
+events = ["payment.*"]
+secret = "billing secret"
+"#,
+        crm.url("/webhooks"),
+        billing.url("/hooks")
+    );
+    let sidecar = Sidecar::start(&config).await;
+    for body in [
+        r#"{"event":"payment.completed","data":{"amount":49.0}}"#,
+        r#"{"event":"payment.refunded","data":{"amount":12.5}}"#,
+    ] {
+        sidecar.post_event(body).await;
+    }
+    let event = sidecar
+        .post_event(r#"{"event":"enrollment.created","data":{"student_id":"student_xyz789"}}"#)
+        .await;
+    let id = format!("{event}.crm");
+    assert_eq!(sidecar.finished(&id, PATIENCE).await.status, DeliveryStatus::Failed);
+    crm.answer_by_default(Reply::ok());
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let screenshot = if std::env::var_os("UPDATE_DASHBOARD_SCREENSHOT").is_some() {
+        root.join("docs/dashboard.png")
+    } else {
+        dir.path().join("dashboard.png")
+    };
+    let output = tokio::process::Command::new("node")
+        .arg(root.join("tests/node/dashboard.js"))
+        .args([sidecar.admin.as_str(), id.as_str(), "dashboard-token"])
+        .arg(&screenshot)
+        .output()
+        .await
+        .expect("running node (scripts/test.sh installs it, chromium and playwright-core)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.trim() == "ok",
+        "the browser test failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        std::fs::metadata(&screenshot).unwrap().len() > 10_000,
+        "a real screenshot"
+    );
+    let delivery = sidecar.store.delivery(&id).unwrap().unwrap();
+    assert_eq!(
+        (delivery.status, delivery.attempt_count),
+        (DeliveryStatus::Succeeded, 2)
+    );
+}
