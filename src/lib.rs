@@ -7,8 +7,8 @@
 //! - [`api::ingest`] takes `POST /v1/events`, checks it against the
 //!   [`catalog`] and builds the wire body ([`event`]);
 //! - [`store`] writes the event and one delivery per subscribed endpoint in
-//!   one synced batch before the app gets its 202, and removes finished work
-//!   after `storage.retention`;
+//!   one synced batch before the app gets its 202; [`sweeper`] removes
+//!   finished work after `storage.retention`;
 //! - [`dispatch`] reads each endpoint's due deliveries and sends them,
 //!   signed ([`sign`]), retrying on failure;
 //! - [`api::admin`] serves health to probes and operators;
@@ -29,12 +29,12 @@ pub mod event;
 pub mod reload;
 pub mod sign;
 pub mod store;
+mod sweeper;
 pub mod telemetry;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -48,9 +48,6 @@ use crate::dispatch::controls::Controls;
 use crate::dispatch::wakeup::Wakeups;
 use crate::reload::Reloader;
 use crate::store::Store;
-
-/// How often finished work older than `storage.retention` is removed.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The sockets hookd serves on; bound by the caller, so tests can use port 0.
 pub struct Listeners {
@@ -79,7 +76,6 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let retention = settings.storage.retention;
     let wakeups = Arc::new(Wakeups::default());
     let controls = Controls::new(store.paused_endpoints()?);
     let dispatcher = Dispatcher::start(&settings, store.clone(), wakeups.clone(), controls.clone())
@@ -106,7 +102,11 @@ pub async fn run(
         shutdown.await;
         let _ = stop.send(true);
     });
-    let sweeper = tokio::spawn(sweep_forever(store.clone(), retention));
+    let sweeper = tokio::spawn(sweeper::sweep_forever(
+        store.clone(),
+        state.settings.clone(),
+        state.controls.clone(),
+    ));
     let delivery = tokio::spawn(deliver_until_stopped(
         dispatcher,
         reloader,
@@ -158,28 +158,4 @@ async fn serve(listener: TcpListener, router: axum::Router, mut stopped: watch::
             let _ = stopped.wait_for(|stop| *stop).await;
         })
         .await
-}
-
-/// Removes expired work now and then; a failure is logged and retried on
-/// the next round.
-async fn sweep_forever(store: Store, retention: Duration) {
-    let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
-    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
-    loop {
-        interval.tick().await;
-        let store = store.clone();
-        let now = clock::now_ms();
-        match tokio::task::spawn_blocking(move || store.sweep(now, retention_ms)).await {
-            Ok(Ok(stats)) if stats.deliveries + stats.events > 0 => {
-                tracing::info!(
-                    deliveries = stats.deliveries,
-                    events = stats.events,
-                    "removed expired work"
-                );
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "retention sweep failed"),
-            Err(error) => tracing::warn!(%error, "retention sweep panicked"),
-        }
-    }
 }

@@ -267,6 +267,17 @@ impl Store {
         retention::sweep(&self.db, now_ms.saturating_sub(retention_ms))
     }
 
+    /// Fails deliveries that have waited longer than `retention_ms` on an
+    /// endpoint that is not `active`, with error kind `expired`.
+    pub fn expire_waiting(
+        &self,
+        active: &dyn Fn(&str) -> bool,
+        now_ms: u64,
+        retention_ms: u64,
+    ) -> Result<usize, Error> {
+        retention::expire_waiting(self, active, now_ms.saturating_sub(retention_ms), now_ms)
+    }
+
     /// Counts every entry; a full scan.
     pub fn counts(&self) -> Result<Counts, Error> {
         let count = |name: &str| -> Result<usize, Error> {

@@ -108,3 +108,64 @@ fn has_deliveries(db: &DB, event_id: &str) -> Result<bool, Error> {
     let mut iterator = with_prefix(db, cf::DELIVERIES, &keys::deliveries_prefix(event_id));
     Ok(iterator.next().transpose()?.is_some())
 }
+
+/// Fails deliveries that have waited since before `cutoff_ms` on endpoints
+/// that are not `active` (paused, disabled, or gone from the config): each
+/// gets a last attempt of kind `expired` (no request is sent). Returns how
+/// many. Active endpoints' queues are skipped with one seek each.
+pub fn expire_waiting(
+    store: &super::Store,
+    active: &dyn Fn(&str) -> bool,
+    cutoff_ms: u64,
+    now_ms: u64,
+) -> Result<usize, Error> {
+    let db = &store.db;
+    let mut expired = Vec::new();
+    let mut from: Vec<u8> = Vec::new();
+    loop {
+        let mut iterator = db.iterator_cf(
+            column_family(db, cf::DUE),
+            IteratorMode::From(&from, rocksdb::Direction::Forward),
+        );
+        let Some(entry) = iterator.next() else { break };
+        let (key, _) = entry?;
+        let endpoint_end = key
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| Error::Corrupt("due key".into()))?;
+        let endpoint = String::from_utf8_lossy(&key[..endpoint_end]).into_owned();
+        let prefix = keys::endpoint_prefix(&endpoint);
+        if !active(&endpoint) {
+            for entry in db.iterator_cf(
+                column_family(db, cf::DUE),
+                IteratorMode::From(&prefix, rocksdb::Direction::Forward),
+            ) {
+                let (key, _) = entry?;
+                if !key.starts_with(&prefix) {
+                    break;
+                }
+                match keys::split_endpoint_timed(&key) {
+                    Some((at, id)) if at < cutoff_ms => expired.push(id.to_owned()),
+                    _ => break,
+                }
+            }
+        }
+        from = keys::prefix_end(&prefix);
+    }
+    for id in &expired {
+        let Some(record) = store.delivery(id)? else { continue };
+        let attempt = super::AttemptRecord {
+            n: record.attempt_count + 1,
+            at: now_ms,
+            status_code: None,
+            error_kind: Some(EXPIRED.to_owned()),
+            latency_ms: 0,
+            response_snippet: String::new(),
+        };
+        store.record_attempt(id, &attempt, super::NextStep::Failed, now_ms)?;
+    }
+    Ok(expired.len())
+}
+
+/// The error kind of a delivery that waited too long on a paused endpoint.
+const EXPIRED: &str = "expired";

@@ -121,3 +121,46 @@ async fn the_due_index_only_holds_pending_deliveries() {
     );
     store.close();
 }
+
+#[tokio::test]
+async fn deliveries_waiting_too_long_on_an_inactive_endpoint_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .ingest(vec![
+            event("evt_old", &["gone", "live"], START),
+            event("evt_new", &["gone"], START + 20 * HOUR_MS),
+        ])
+        .await
+        .unwrap();
+    let active = |endpoint: &str| endpoint == "live";
+    // 24 h retention, 26 h after the start: evt_old has waited too long on
+    // `gone`; evt_new only 6 h; `live` is worked, so never expired here.
+    let now = START + 26 * HOUR_MS;
+    assert_eq!(store.expire_waiting(&active, now, 24 * HOUR_MS).unwrap(), 1);
+    let expired = store.delivery("evt_old.gone").unwrap().unwrap();
+    assert_eq!(
+        (expired.status, expired.finished_at),
+        (DeliveryStatus::Failed, Some(now))
+    );
+    let attempt = store.attempts("evt_old.gone").unwrap().remove(0);
+    assert_eq!(
+        (attempt.error_kind.as_deref(), attempt.status_code),
+        (Some("expired"), None)
+    );
+    assert_eq!(
+        store.delivery("evt_old.live").unwrap().unwrap().status,
+        DeliveryStatus::Pending
+    );
+    assert_eq!(
+        store.delivery("evt_new.gone").unwrap().unwrap().status,
+        DeliveryStatus::Pending
+    );
+    assert_eq!(store.failed_since("gone", 0).unwrap(), vec!["evt_old.gone".to_owned()]);
+    assert_eq!(
+        store.expire_waiting(&active, now, 24 * HOUR_MS).unwrap(),
+        0,
+        "done once"
+    );
+    store.close();
+}

@@ -1,0 +1,63 @@
+//! The periodic clean-up: fails deliveries that waited on a paused,
+//! disabled or removed endpoint for longer than `storage.retention` (error
+//! kind `expired`), and removes finished work older than the retention.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::clock;
+use crate::config::Settings;
+use crate::dispatch::controls::Controls;
+use crate::store::{self, Store};
+
+/// How often the sweep runs.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Sweeps now and then until the task is aborted; a failure is logged and
+/// tried again on the next round.
+pub async fn sweep_forever(store: Store, settings: watch::Receiver<Arc<Settings>>, controls: Arc<Controls>) {
+    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        interval.tick().await;
+        let store = store.clone();
+        let settings = settings.borrow().clone();
+        let controls = controls.clone();
+        match tokio::task::spawn_blocking(move || sweep(&store, &settings, &controls)).await {
+            Ok(Ok((expired, removed))) => {
+                if expired > 0 {
+                    tracing::warn!(
+                        deliveries = expired,
+                        "failed deliveries paused for longer than storage.retention"
+                    );
+                }
+                if removed.deliveries + removed.events > 0 {
+                    tracing::info!(
+                        deliveries = removed.deliveries,
+                        events = removed.events,
+                        "removed expired work"
+                    );
+                }
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "retention sweep failed"),
+            Err(error) => tracing::warn!(%error, "retention sweep panicked"),
+        }
+    }
+}
+
+fn sweep(store: &Store, settings: &Settings, controls: &Controls) -> Result<(usize, store::SweepStats), store::Error> {
+    let retention_ms = u64::try_from(settings.storage.retention.as_millis()).unwrap_or(u64::MAX);
+    let now = clock::now_ms();
+    // An endpoint is active when it is in the config, enabled, and not
+    // paused by an operator: only its queue is being worked.
+    let active = |endpoint: &str| {
+        !controls.is_paused(endpoint)
+            && settings
+                .endpoints
+                .iter()
+                .any(|known| known.id == endpoint && known.enabled)
+    };
+    let expired = store.expire_waiting(&active, now, retention_ms)?;
+    Ok((expired, store.sweep(now, retention_ms)?))
+}
