@@ -26,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod dispatch;
 pub mod event;
+pub mod metrics;
 pub mod reload;
 pub mod sign;
 pub mod store;
@@ -46,6 +47,7 @@ use crate::config::Settings;
 use crate::dispatch::Dispatcher;
 use crate::dispatch::controls::Controls;
 use crate::dispatch::wakeup::Wakeups;
+use crate::metrics::Metrics;
 use crate::reload::Reloader;
 use crate::store::Store;
 
@@ -78,12 +80,19 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let wakeups = Arc::new(Wakeups::default());
     let controls = Controls::new(store.paused_endpoints()?);
-    let dispatcher = Dispatcher::start(&settings, store.clone(), wakeups.clone(), controls.clone())
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let metrics = Arc::new(Metrics::new(store.write_latency()));
+    let dispatcher = Dispatcher::start(
+        &settings,
+        store.clone(),
+        wakeups.clone(),
+        controls.clone(),
+        metrics.clone(),
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
     let config_status = Arc::new(ConfigStatus::loaded_now());
     let (settings_sender, settings) = watch::channel(Arc::new(settings));
-    let reloader = Reloader::new(settings_sender, config_status.clone());
+    let reloader = Reloader::new(settings_sender, config_status.clone(), metrics.clone());
     let current_settings = settings.clone();
     let state = AppState {
         store: store.clone(),
@@ -91,6 +100,7 @@ pub async fn run(
         wakeups,
         controls,
         config_status,
+        metrics,
     };
     let ingest_address = listeners.ingest.local_addr()?;
     let admin_address = listeners.admin.local_addr()?;

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use crate::api::ConfigStatus;
 use crate::config::{self, Settings};
 use crate::dispatch::Dispatcher;
+use crate::metrics::Metrics;
 
 /// How often the files are read for changes.
 const POLL: Duration = Duration::from_secs(1);
@@ -32,11 +33,16 @@ pub struct Reloader {
     hangup: Option<Signal>,
     settings: watch::Sender<Arc<Settings>>,
     status: Arc<ConfigStatus>,
+    metrics: Arc<Metrics>,
 }
 
 impl Reloader {
     /// A reloader for settings loaded from a file; `None` otherwise.
-    pub fn new(settings: watch::Sender<Arc<Settings>>, status: Arc<ConfigStatus>) -> Option<Reloader> {
+    pub fn new(
+        settings: watch::Sender<Arc<Settings>>,
+        status: Arc<ConfigStatus>,
+        metrics: Arc<Metrics>,
+    ) -> Option<Reloader> {
         let current = settings.borrow().clone();
         let path = current.source.clone()?;
         let hangup = signal(SignalKind::hangup())
@@ -48,6 +54,7 @@ impl Reloader {
             hangup,
             settings,
             status,
+            metrics,
         })
     }
 
@@ -100,12 +107,14 @@ impl Reloader {
         self.fingerprint = fingerprint(&self.path, &new);
         let _ = self.settings.send(Arc::new(new));
         self.status.reloaded(!restart.is_empty());
+        self.metrics.config_reload(true);
         tracing::info!(path = %self.path.display(), "the new config is in force");
     }
 
     fn refuse(&self, error: String) {
         tracing::error!(path = %self.path.display(), "the new config is refused; hookd keeps the old one:\n{error}");
         self.status.refused(error);
+        self.metrics.config_reload(false);
     }
 }
 

@@ -102,13 +102,14 @@ async fn post_batch(State(state): State<AppState>, headers: HeaderMap, body: Bod
 /// Stores the events, then wakes the workers of the endpoints that got new
 /// deliveries.
 async fn store_and_wake(state: &AppState, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, ApiError> {
-    let deliveries: Vec<(Vec<String>, u64)> = events
+    let deliveries: Vec<(Vec<String>, u64, String)> = events
         .iter()
-        .map(|event| (event.endpoints.clone(), event.received_at))
+        .map(|event| (event.endpoints.clone(), event.received_at, event.event.clone()))
         .collect();
     let outcomes = state.store.ingest(events).await?;
-    for ((endpoints, due), outcome) in deliveries.iter().zip(&outcomes) {
+    for ((endpoints, due, event), outcome) in deliveries.iter().zip(&outcomes) {
         if !outcome.duplicate {
+            state.metrics.event_received(event);
             for endpoint in endpoints {
                 state.wakeups.wake(endpoint, *due);
             }

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::config::Settings;
 use crate::dispatch::controls::Controls;
 use crate::dispatch::wakeup::Wakeups;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub use config_status::{ConfigState, ConfigStatus};
@@ -31,6 +32,7 @@ pub struct AppState {
     pub controls: Arc<Controls>,
     /// When the config was loaded and how the last reload went.
     pub config_status: Arc<ConfigStatus>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {

@@ -15,6 +15,7 @@ use super::outcome::{ErrorKind, classify, read_snippet};
 use super::request::{self, Message, Target};
 use super::retry::{AfterFailure, RetryPolicy, parse_retry_after};
 use crate::clock;
+use crate::metrics::Metrics;
 use crate::store::{self, AttemptRecord, DeliveryStatus, NextStep, Store};
 
 /// How long hookd waits for the first 1 KiB of a response body.
@@ -26,6 +27,7 @@ pub struct AttemptContext {
     pub target: Arc<Target>,
     pub retry: RetryPolicy,
     pub controls: Arc<Controls>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// What an attempt did, for the worker's bookkeeping.
@@ -63,11 +65,13 @@ pub async fn attempt(context: &AttemptContext, mut stack: EndpointStack, id: &st
         sent_at,
     );
     let started = Instant::now();
+    let in_flight = context.metrics.in_flight();
     let result = match stack.ready().await {
         Ok(ready) => ready.call(request).await,
         Err(error) => Err(error),
     };
     let latency = started.elapsed();
+    drop(in_flight);
     let (status, error_kind, retry_after, snippet) = match result {
         Ok(response) => {
             let status = response.status();
@@ -107,6 +111,14 @@ pub async fn attempt(context: &AttemptContext, mut stack: EndpointStack, id: &st
     log_outcome(&context.target.endpoint.id, id, &record, next);
     context.store.record_attempt(id, &record, next, now)?;
     context.controls.record(&context.target.endpoint.id, &record);
+    let endpoint = &context.target.endpoint.id;
+    let result = record.error_kind.as_deref().unwrap_or("success");
+    context.metrics.attempt(endpoint, result, latency.as_secs_f64());
+    match next {
+        NextStep::Succeeded => context.metrics.delivery_finished(endpoint, "succeeded"),
+        NextStep::Failed => context.metrics.delivery_finished(endpoint, "failed"),
+        NextStep::RetryAt(_) => {}
+    }
     Ok(Attempted::Sent(next))
 }
 

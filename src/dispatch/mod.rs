@@ -41,6 +41,7 @@ use self::retry::RetryPolicy;
 use self::wakeup::Wakeups;
 use self::worker::Worker;
 use crate::config::Settings;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// The running delivery side: one worker per enabled endpoint, rebuilt
@@ -49,6 +50,7 @@ pub struct Dispatcher {
     store: Store,
     wakeups: Arc<Wakeups>,
     controls: Arc<Controls>,
+    metrics: Arc<Metrics>,
     /// The workers of the config in force.
     generation: Option<Generation>,
     /// Attempts still in flight from the workers of earlier configs.
@@ -71,11 +73,13 @@ impl Dispatcher {
         store: Store,
         wakeups: Arc<Wakeups>,
         controls: Arc<Controls>,
+        metrics: Arc<Metrics>,
     ) -> Result<Dispatcher, String> {
         let mut dispatcher = Dispatcher {
             store,
             wakeups,
             controls,
+            metrics,
             generation: None,
             retiring: Vec::new(),
             in_flight: HashMap::new(),
@@ -113,6 +117,7 @@ impl Dispatcher {
                     target: Arc::new(Target::new(endpoint.clone())),
                     retry: retry.clone(),
                     controls: self.controls.clone(),
+                    metrics: self.metrics.clone(),
                 }),
                 wakeup: self.wakeups.get(&endpoint.id),
                 paused: self.controls.watch_paused(),

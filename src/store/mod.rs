@@ -177,6 +177,11 @@ impl Store {
         self.counters.snapshot()
     }
 
+    /// The latency of synced ingest writes, for `/metrics`.
+    pub fn write_latency(&self) -> prometheus::Histogram {
+        self.counters.write_seconds.clone()
+    }
+
     pub fn event(&self, id: &str) -> Result<Option<EventRecord>, Error> {
         self.db
             .get_pinned_cf(self.cf(cf::EVENTS), id)?

@@ -75,10 +75,27 @@ pub enum IngestError {
 }
 
 /// Counters of the writer's work, to see group commit at work.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Counters {
     synced_writes: AtomicU64,
     events: AtomicU64,
+    /// How long each synced write took, for `/metrics`.
+    pub(super) write_seconds: prometheus::Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        let options = prometheus::HistogramOpts::new(
+            "hookd_store_write_seconds",
+            "Time of one synced ingest write (one group commit).",
+        )
+        .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]);
+        Counters {
+            synced_writes: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            write_seconds: prometheus::Histogram::with_opts(options).expect("a valid histogram"),
+        }
+    }
 }
 
 /// How many synced writes stored how many new events, since open.
@@ -206,7 +223,9 @@ fn commit(db: &DB, counters: &Counters, group: Vec<Request>) {
     } else {
         let mut options = WriteOptions::default();
         options.set_sync(true);
+        let timer = counters.write_seconds.start_timer();
         db.write_opt(batch, &options).inspect(|()| {
+            timer.observe_duration();
             counters.synced_writes.fetch_add(1, Ordering::Relaxed);
             counters.events.fetch_add(new_events, Ordering::Relaxed);
         })

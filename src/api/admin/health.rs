@@ -1,4 +1,5 @@
-//! `/healthz` and `/readyz`, for container probes.
+//! `/healthz` and `/readyz` for container probes, `/metrics` for
+//! Prometheus.
 
 use axum::Json;
 use axum::extract::State;
@@ -23,4 +24,12 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             Json(json!({ "status": "unavailable", "reason": "the store is closed" })),
         )
     }
+}
+
+/// The Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, crate::api::error::ApiError> {
+    let settings = state.settings();
+    let metrics = state.metrics.clone();
+    let text = super::blocking(&state, move |store| metrics.render(store, &settings)).await?;
+    Ok(([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }

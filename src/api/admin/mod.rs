@@ -22,6 +22,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(dashboard::page).fallback(method_not_allowed))
         .route("/healthz", get(health::healthz).fallback(method_not_allowed))
         .route("/readyz", get(health::readyz).fallback(method_not_allowed))
+        .route("/metrics", get(health::metrics).fallback(method_not_allowed))
         .route("/v1/endpoints", get(endpoints::list).fallback(method_not_allowed))
         .route(
             "/v1/endpoints/{id}/pause",

@@ -40,6 +40,22 @@ impl HttpClient {
         self.send(Method::GET, url, &[], Bytes::new()).await.expect("GET")
     }
 
+    /// GETs a text answer.
+    pub async fn get_text(&self, url: &str) -> String {
+        let request = Request::builder()
+            .uri(url)
+            .body(Full::new(Bytes::new()))
+            .expect("a valid request");
+        let response = self.client.request(request).await.expect("GET");
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("reading the answer")
+            .to_bytes();
+        String::from_utf8(body.to_vec()).expect("UTF-8")
+    }
+
     /// POSTs `body` as JSON.
     pub async fn post_json(&self, url: &str, body: impl Into<Bytes>) -> Answer {
         self.send(Method::POST, url, &[("content-type", "application/json")], body.into())

@@ -1,0 +1,186 @@
+//! Prometheus metrics, served at `GET /metrics` on the admin listener.
+//!
+//! Labels stay bounded: endpoint id, event type, outcome or error kind;
+//! never an event id. Counters and histograms are updated where things
+//! happen (ingest, attempts, reloads); the gauges that describe the store
+//! (pending deliveries, the oldest one) are read from it at scrape time.
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::clock;
+use crate::config::Settings;
+use crate::store::Store;
+
+/// Latency buckets for attempts, in seconds: from a fast local subscriber
+/// to the default 10 s timeout.
+const ATTEMPT_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+pub struct Metrics {
+    registry: Registry,
+    events_received: IntCounterVec,
+    deliveries: IntCounterVec,
+    attempts: IntCounterVec,
+    attempt_duration: HistogramVec,
+    in_flight: IntGauge,
+    config_reloads: IntCounterVec,
+    pending: IntGaugeVec,
+    oldest_pending: Gauge,
+    synced_writes: IntCounter,
+    events_written: IntCounter,
+}
+
+impl Metrics {
+    /// Registers every series; `store_writes` is the store's own write
+    /// latency histogram.
+    pub fn new(store_writes: Histogram) -> Metrics {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric");
+            registry.register(Box::new(metric.clone())).expect("registered once");
+            metric
+        };
+        let events_received = counter_vec("hookd_events_received_total", "Events stored by ingest.", &["event"]);
+        let deliveries = counter_vec(
+            "hookd_deliveries_total",
+            "Deliveries finished, by outcome (succeeded, failed).",
+            &["endpoint", "outcome"],
+        );
+        let attempts = counter_vec(
+            "hookd_attempts_total",
+            "Delivery attempts, by result (success or an error kind).",
+            &["endpoint", "result"],
+        );
+        let config_reloads = counter_vec(
+            "hookd_config_reloads_total",
+            "Config reloads, by result (ok, error).",
+            &["result"],
+        );
+        let attempt_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "hookd_attempt_duration_seconds",
+                "Time from sending an attempt to its response headers.",
+            )
+            .buckets(ATTEMPT_BUCKETS.to_vec()),
+            &["endpoint"],
+        )
+        .expect("a valid metric");
+        registry
+            .register(Box::new(attempt_duration.clone()))
+            .expect("registered once");
+        let in_flight =
+            IntGauge::new("hookd_attempts_in_flight", "Attempts sent and not yet answered.").expect("a valid metric");
+        let pending = IntGaugeVec::new(
+            Opts::new(
+                "hookd_deliveries_pending",
+                "Deliveries waiting for an attempt or in flight.",
+            ),
+            &["endpoint"],
+        )
+        .expect("a valid metric");
+        let oldest_pending = Gauge::new(
+            "hookd_oldest_pending_seconds",
+            "How long the longest-waiting pending delivery has been due.",
+        )
+        .expect("a valid metric");
+        let synced_writes = IntCounter::new("hookd_store_synced_writes_total", "Synced store writes made by ingest.")
+            .expect("a valid metric");
+        let events_written = IntCounter::new(
+            "hookd_store_events_written_total",
+            "Events those writes stored; divided by the writes, the events per fsync.",
+        )
+        .expect("a valid metric");
+        for metric in [
+            Box::new(in_flight.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(pending.clone()),
+            Box::new(oldest_pending.clone()),
+            Box::new(synced_writes.clone()),
+            Box::new(events_written.clone()),
+            Box::new(store_writes),
+        ] {
+            registry.register(metric).expect("registered once");
+        }
+        config_reloads.with_label_values(&["ok"]);
+        config_reloads.with_label_values(&["error"]);
+        Metrics {
+            registry,
+            events_received,
+            deliveries,
+            attempts,
+            attempt_duration,
+            in_flight,
+            config_reloads,
+            pending,
+            oldest_pending,
+            synced_writes,
+            events_written,
+        }
+    }
+
+    pub fn event_received(&self, event: &str) {
+        self.events_received.with_label_values(&[event]).inc();
+    }
+
+    /// An attempt was answered (or failed): `result` is `success` or an
+    /// error kind.
+    pub fn attempt(&self, endpoint: &str, result: &str, seconds: f64) {
+        self.attempts.with_label_values(&[endpoint, result]).inc();
+        self.attempt_duration.with_label_values(&[endpoint]).observe(seconds);
+    }
+
+    /// A delivery finished: `outcome` is `succeeded` or `failed`.
+    pub fn delivery_finished(&self, endpoint: &str, outcome: &str) {
+        self.deliveries.with_label_values(&[endpoint, outcome]).inc();
+    }
+
+    /// Counts an attempt in flight until the guard drops.
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
+    pub fn config_reload(&self, ok: bool) {
+        self.config_reloads
+            .with_label_values(&[if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    /// Reads the store's gauges, then renders everything as Prometheus text.
+    pub fn render(&self, store: &Store, settings: &Settings) -> Result<String, crate::store::Error> {
+        let now = clock::now_ms();
+        let mut oldest: Option<u64> = None;
+        for endpoint in &settings.endpoints {
+            let pending = store.pending_count(&endpoint.id)?;
+            self.pending
+                .with_label_values(&[&endpoint.id])
+                .set(i64::try_from(pending).unwrap_or(i64::MAX));
+            // The earliest due time; a retry due later has not waited yet.
+            if let Some(&(first, _)) = store.due_between(&endpoint.id, 0, u64::MAX - 1, 1)?.first() {
+                oldest = Some(oldest.map_or(first, |oldest| oldest.min(first)));
+            }
+        }
+        let waited = oldest.map_or(0, |first| now.saturating_sub(first));
+        self.oldest_pending.set(waited as f64 / 1000.0);
+        let writes = store.write_stats();
+        self.synced_writes
+            .inc_by(writes.synced_writes.saturating_sub(self.synced_writes.get()));
+        self.events_written
+            .inc_by(writes.events.saturating_sub(self.events_written.get()));
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("encoding to a Vec cannot fail");
+        Ok(String::from_utf8(out).expect("the text format is UTF-8"))
+    }
+}
+
+/// Decrements the in-flight gauge when an attempt ends, however it ends.
+pub struct InFlight(IntGauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
