@@ -26,11 +26,13 @@ build_deps() {
 # The tests run real programs under Node: subscribers (the SPEC's snippet,
 # the official Standard Webhooks verifier) and the dashboard's browser test
 # (playwright-core driving Debian's chromium; it never downloads a browser).
+# promtool (Debian's prometheus package) checks the /metrics output.
 test_deps() {
   local missing=()
   command -v node >/dev/null 2>&1 || missing+=(nodejs)
   command -v npm >/dev/null 2>&1 || missing+=(npm)
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
   if [ ! -d tests/node/node_modules/standardwebhooks ] || [ ! -d tests/node/node_modules/playwright-core ]; then
     (cd tests/node && npm ci --no-audit --no-fund --silent)

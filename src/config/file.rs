@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 /// What `check-config` prints in place of a secret.
 pub const REDACTED: &str = "<redacted>";
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// `Debug` shows the redacted config, so a stray `{:?}` leaks no secret.
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     pub events: Vec<String>,
@@ -161,6 +162,15 @@ impl ConfigFile {
             }
         }
         copy
+    }
+}
+
+impl std::fmt::Debug for ConfigFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match toml::to_string(&self.redacted()) {
+            Ok(text) => f.write_str(&text),
+            Err(_) => f.write_str("ConfigFile { <unprintable> }"),
+        }
     }
 }
 

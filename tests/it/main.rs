@@ -10,6 +10,7 @@ mod delivery;
 mod health;
 mod ingest;
 mod ingest_batch;
+mod logs;
 mod metrics;
 mod reload;
 mod retention;

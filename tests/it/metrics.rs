@@ -100,6 +100,7 @@ async fn the_series_follow_ingest_attempts_and_reloads() {
         metrics.keys().all(|series| !series.contains("evt_")),
         "no event ids in labels"
     );
+    promtool_accepts(&sidecar.http.get_text(&format!("{}/metrics", sidecar.admin)).await);
 
     sidecar.write_config_text("not = [valid");
     let deadline = std::time::Instant::now() + PATIENCE;
@@ -114,4 +115,25 @@ async fn the_series_follow_ingest_attempts_and_reloads() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// `promtool check metrics` (Debian package prometheus) accepts the text:
+/// names, help, types and units as Prometheus wants them.
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running promtool (scripts/test.sh installs the prometheus package)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool refused the metrics:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
