@@ -44,6 +44,7 @@ pub enum NextStep {
 impl Store {
     /// Records `attempt` of delivery `id` and moves it to `next`, at `now_ms`.
     pub fn record_attempt(&self, id: &str, attempt: &AttemptRecord, next: NextStep, now_ms: u64) -> Result<(), Error> {
+        let _guard = self.lock_delivery(id);
         let mut record = self
             .delivery(id)?
             .ok_or_else(|| Error::Corrupt(format!("attempt for unknown delivery {id}")))?;

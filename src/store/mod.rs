@@ -99,7 +99,13 @@ pub struct Store {
     db: Arc<DB>,
     writer: Arc<Mutex<Option<writer::Writer>>>,
     counters: Arc<writer::Counters>,
+    /// Serialises the read-modify-write of one delivery's state (a worker
+    /// recording an attempt, an operator's retry, the sweeper's expiry), so
+    /// two of them never leave a stale index entry. Striped by id.
+    delivery_locks: Arc<[Mutex<()>; DELIVERY_LOCKS]>,
 }
+
+const DELIVERY_LOCKS: usize = 64;
 
 /// Entry counts per column family, from full scans: for tests and
 /// diagnostics, not for hot paths.
@@ -139,6 +145,7 @@ impl Store {
             db,
             writer: Arc::new(Mutex::new(Some(writer))),
             counters,
+            delivery_locks: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
         })
     }
 
@@ -253,6 +260,7 @@ impl Store {
     /// pause, or a test): out of `due`, into `finished`. One atomic write.
     pub fn finish_delivery(&self, id: &str, status: DeliveryStatus, at_ms: u64) -> Result<(), Error> {
         assert!(status.is_finished(), "finish_delivery needs a final status");
+        let _guard = self.lock_delivery(id);
         let mut record = self
             .delivery(id)?
             .ok_or_else(|| Error::Corrupt(format!("no delivery {id}")))?;
@@ -302,6 +310,17 @@ impl Store {
             finished: count(cf::FINISHED)?,
             failed: count(cf::FAILED)?,
         })
+    }
+
+    /// Holds the lock of delivery `id` while the guard lives.
+    fn lock_delivery(&self, id: &str) -> std::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut hasher);
+        let stripe = usize::try_from(hasher.finish() % DELIVERY_LOCKS as u64).unwrap_or(0);
+        self.delivery_locks[stripe]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {

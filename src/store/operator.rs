@@ -63,6 +63,7 @@ impl Store {
     /// Makes a failed delivery pending again, due at `now_ms`: one extra
     /// attempt, numbered after the last.
     pub fn retry_delivery(&self, id: &str, now_ms: u64) -> Result<(), RetryError> {
+        let _guard = self.lock_delivery(id);
         let mut record = self.delivery(id)?.ok_or_else(|| RetryError::NotFound(id.to_owned()))?;
         if record.status != DeliveryStatus::Failed {
             return Err(RetryError::NotFailed(id.to_owned()));
