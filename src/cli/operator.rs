@@ -2,6 +2,7 @@
 //! API as readable tables, or its JSON with `--json`.
 
 use http::Method;
+use serde_json::Value;
 
 use super::admin_client::AdminClient;
 use super::table::{cell, render};
@@ -36,28 +37,22 @@ pub async fn deliveries_list(client: &AdminClient, filters: &ListFilters, json: 
     };
     let answer = client.expect_ok(Method::GET, &path).await?;
     if json {
-        return Ok(format!("{answer:#}\n"));
+        return Ok(as_json(&answer));
     }
-    let rows: Vec<Vec<String>> = answer["data"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows = rows(&answer["data"], |delivery| {
+        [
+            "id",
+            "event",
+            "endpoint",
+            "status",
+            "attempt_count",
+            "next_attempt_at",
+            "updated_at",
+        ]
         .iter()
-        .map(|delivery| {
-            [
-                "id",
-                "event",
-                "endpoint",
-                "status",
-                "attempt_count",
-                "next_attempt_at",
-                "updated_at",
-            ]
-            .iter()
-            .map(|key| cell(&delivery[*key]))
-            .collect()
-        })
-        .collect();
+        .map(|key| cell(&delivery[*key]))
+        .collect()
+    });
     let mut out = render(
         &[
             "ID",
@@ -81,7 +76,7 @@ pub async fn deliveries_show(client: &AdminClient, id: &str, json: bool) -> anyh
         .expect_ok(Method::GET, &format!("/v1/deliveries/{}", encode(id)))
         .await?;
     if json {
-        return Ok(format!("{answer:#}\n"));
+        return Ok(as_json(&answer));
     }
     let mut out = String::new();
     for key in [
@@ -98,20 +93,14 @@ pub async fn deliveries_show(client: &AdminClient, id: &str, json: bool) -> anyh
         out.push_str(&format!("{key:<16}{}\n", cell(&answer[key])));
     }
     out.push_str(&format!("{:<16}{}\n\n", "payload", cell(&answer["payload"])));
-    let rows: Vec<Vec<String>> = answer["attempts"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .map(|attempt| {
-            let mut row: Vec<String> = ["n", "at", "status_code", "error_kind", "latency_ms"]
-                .iter()
-                .map(|key| cell(&attempt[*key]))
-                .collect();
-            row.push(one_line(&cell(&attempt["response_snippet"]), 60));
-            row
-        })
-        .collect();
+    let rows = rows(&answer["attempts"], |attempt| {
+        let mut row: Vec<String> = ["n", "at", "status_code", "error_kind", "latency_ms"]
+            .iter()
+            .map(|key| cell(&attempt[*key]))
+            .collect();
+        row.push(one_line(&cell(&attempt["response_snippet"]), 60));
+        row
+    });
     out.push_str(&render(
         &["N", "AT", "STATUS", "ERROR", "LATENCY MS", "RESPONSE"],
         &rows,
@@ -124,7 +113,7 @@ pub async fn deliveries_retry(client: &AdminClient, id: &str, json: bool) -> any
         .expect_ok(Method::POST, &format!("/v1/deliveries/{}/retry", encode(id)))
         .await?;
     if json {
-        return Ok(format!("{answer:#}\n"));
+        return Ok(as_json(&answer));
     }
     Ok(format!(
         "{} is pending again: one more attempt now\n",
@@ -135,40 +124,34 @@ pub async fn deliveries_retry(client: &AdminClient, id: &str, json: bool) -> any
 pub async fn endpoints_list(client: &AdminClient, json: bool) -> anyhow::Result<String> {
     let answer = client.expect_ok(Method::GET, "/v1/endpoints").await?;
     if json {
-        return Ok(format!("{answer:#}\n"));
+        return Ok(as_json(&answer));
     }
-    let rows: Vec<Vec<String>> = answer["data"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .map(|endpoint| {
-            let state = match (endpoint["enabled"].as_bool(), endpoint["paused"].as_bool()) {
-                (Some(false), _) => "disabled",
-                (_, Some(true)) => "paused",
-                _ => "active",
-            };
-            let rate = endpoint["success_rate_1h"]
-                .as_f64()
-                .map_or_else(|| "-".to_owned(), |rate| format!("{:.0}%", rate * 100.0));
-            let last = &endpoint["last_attempt"];
-            let last = if last.is_null() {
-                "-".to_owned()
-            } else {
-                format!("{} {}", cell(&last["status_code"]), cell(&last["error_kind"]))
-            };
-            vec![
-                cell(&endpoint["id"]),
-                state.to_owned(),
-                cell(&endpoint["pending"]),
-                cell(&endpoint["failed"]),
-                rate,
-                cell(&endpoint["concurrency"]),
-                last,
-                cell(&endpoint["url"]),
-            ]
-        })
-        .collect();
+    let rows = rows(&answer["data"], |endpoint| {
+        let state = match (endpoint["enabled"].as_bool(), endpoint["paused"].as_bool()) {
+            (Some(false), _) => "disabled",
+            (_, Some(true)) => "paused",
+            _ => "active",
+        };
+        let rate = endpoint["success_rate_1h"]
+            .as_f64()
+            .map_or_else(|| "-".to_owned(), |rate| format!("{:.0}%", rate * 100.0));
+        let last = &endpoint["last_attempt"];
+        let last = if last.is_null() {
+            "-".to_owned()
+        } else {
+            format!("{} {}", cell(&last["status_code"]), cell(&last["error_kind"]))
+        };
+        vec![
+            cell(&endpoint["id"]),
+            state.to_owned(),
+            cell(&endpoint["pending"]),
+            cell(&endpoint["failed"]),
+            rate,
+            cell(&endpoint["concurrency"]),
+            last,
+            cell(&endpoint["url"]),
+        ]
+    });
     Ok(render(
         &[
             "ID",
@@ -187,6 +170,21 @@ pub async fn endpoints_list(client: &AdminClient, json: bool) -> anyhow::Result<
 /// `hookd healthcheck`: whether `/readyz` answers 200.
 pub async fn ready(client: &AdminClient) -> anyhow::Result<bool> {
     Ok(client.get("/readyz").await?.0.is_success())
+}
+
+/// The admin API's answer as it came, for `--json`.
+fn as_json(answer: &Value) -> String {
+    format!("{answer:#}\n")
+}
+
+/// One table row per item of a JSON list (none if it is not a list).
+fn rows(list: &Value, row: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
+    list.as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(row)
+        .collect()
 }
 
 /// Percent-encodes a query or path value (ids and names are mostly safe).

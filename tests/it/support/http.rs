@@ -42,17 +42,7 @@ impl HttpClient {
 
     /// GETs a text answer.
     pub async fn get_text(&self, url: &str) -> String {
-        let request = Request::builder()
-            .uri(url)
-            .body(Full::new(Bytes::new()))
-            .expect("a valid request");
-        let response = self.client.request(request).await.expect("GET");
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("reading the answer")
-            .to_bytes();
+        let (_, _, body) = self.exchange(Method::GET, url, &[], Bytes::new()).await.expect("GET");
         String::from_utf8(body.to_vec()).expect("UTF-8")
     }
 
@@ -71,6 +61,19 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Answer, hyper_util::client::legacy::Error> {
+        let (status, headers, body) = self.exchange(method, url, headers, body).await?;
+        let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        Ok(Answer { status, headers, json })
+    }
+
+    /// Sends a request and reads the whole answer.
+    async fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), hyper_util::client::legacy::Error> {
         let mut request = Request::builder().method(method).uri(url);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -87,7 +90,6 @@ impl HttpClient {
             .await
             .expect("reading the answer")
             .to_bytes();
-        let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-        Ok(Answer { status, headers, json })
+        Ok((status, headers, body))
     }
 }
