@@ -375,7 +375,10 @@ async fn posts_must_be_json_and_from_this_site() {
         .await
         .unwrap();
     assert_eq!(same_site.status, StatusCode::OK);
-    assert!(!admin_get(&sidecar, "/v1/endpoints").await.json["data"][0]["paused"].is_null());
+    assert_eq!(
+        admin_get(&sidecar, "/v1/endpoints").await.json["data"][0]["paused"],
+        true
+    );
 }
 
 #[tokio::test]
