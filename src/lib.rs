@@ -14,7 +14,7 @@
 //! - [`api::admin`] serves health to probes and operators;
 //! - [`config`] loads and checks the settings all of this runs on, and
 //!   [`reload`] swaps in a changed config while running;
-//! - [`telemetry`] sets up logs;
+//! - [`telemetry`] sets up logs and exports traces;
 //! - [`cli`] holds the operator commands that talk to a running sidecar.
 
 #![forbid(unsafe_code)]

@@ -226,7 +226,13 @@ fn load(args: &ConfigArgs) -> Result<Settings, ExitCode> {
 }
 
 fn serve(settings: Settings) -> ExitCode {
-    hookd::telemetry::init_logging(&settings.telemetry);
+    let telemetry = match hookd::telemetry::init(&settings.telemetry) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("hookd: {error:#}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -234,7 +240,9 @@ fn serve(settings: Settings) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match runtime.block_on(serve_until_signalled(settings)) {
+    let result = runtime.block_on(serve_until_signalled(settings));
+    telemetry.shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");

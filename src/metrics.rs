@@ -13,6 +13,7 @@ use prometheus::{
 use crate::clock;
 use crate::config::Settings;
 use crate::store::Store;
+use crate::telemetry;
 
 /// Latency buckets for attempts, in seconds: from a fast local subscriber
 /// to the default 10 s timeout.
@@ -30,6 +31,8 @@ pub struct Metrics {
     oldest_pending: Gauge,
     synced_writes: IntCounter,
     events_written: IntCounter,
+    spans_exported: IntCounter,
+    spans_dropped: IntCounterVec,
 }
 
 impl Metrics {
@@ -57,6 +60,11 @@ impl Metrics {
             "hookd_config_reloads_total",
             "Config reloads, by result (ok, error).",
             &["result"],
+        );
+        let spans_dropped = counter_vec(
+            "hookd_trace_spans_dropped_total",
+            "Spans that never reached the collector, by reason (queue_full, export_failed).",
+            &["reason"],
         );
         let attempt_duration = HistogramVec::new(
             HistogramOpts::new(
@@ -92,12 +100,15 @@ impl Metrics {
             "Events those writes stored; divided by the writes, the events per fsync.",
         )
         .expect("a valid metric");
+        let spans_exported = IntCounter::new("hookd_trace_spans_exported_total", "Spans the collector accepted.")
+            .expect("a valid metric");
         for metric in [
             Box::new(in_flight.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(pending.clone()),
             Box::new(oldest_pending.clone()),
             Box::new(synced_writes.clone()),
             Box::new(events_written.clone()),
+            Box::new(spans_exported.clone()),
             Box::new(store_writes),
         ] {
             registry.register(metric).expect("registered once");
@@ -116,6 +127,8 @@ impl Metrics {
             oldest_pending,
             synced_writes,
             events_written,
+            spans_exported,
+            spans_dropped,
         }
     }
 
@@ -164,16 +177,29 @@ impl Metrics {
         let waited = oldest.map_or(0, |first| now.saturating_sub(first));
         self.oldest_pending.set(waited as f64 / 1000.0);
         let writes = store.write_stats();
-        self.synced_writes
-            .inc_by(writes.synced_writes.saturating_sub(self.synced_writes.get()));
-        self.events_written
-            .inc_by(writes.events.saturating_sub(self.events_written.get()));
+        catch_up(&self.synced_writes, writes.synced_writes);
+        catch_up(&self.events_written, writes.events);
+        let spans = telemetry::export::stats();
+        catch_up(&self.spans_exported, spans.exported);
+        catch_up(
+            &self.spans_dropped.with_label_values(&["queue_full"]),
+            spans.dropped_queue_full,
+        );
+        catch_up(
+            &self.spans_dropped.with_label_values(&["export_failed"]),
+            spans.dropped_export_failed,
+        );
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
             .expect("encoding to a Vec cannot fail");
         Ok(String::from_utf8(out).expect("the text format is UTF-8"))
     }
+}
+
+/// Brings a counter kept elsewhere up to `total`.
+fn catch_up(counter: &IntCounter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
 }
 
 /// Decrements the in-flight gauge when an attempt ends, however it ends.

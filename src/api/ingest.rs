@@ -5,6 +5,7 @@
 //! and its deliveries are in RocksDB with the write-ahead log synced.
 
 use std::collections::HashSet;
+use std::future::Future;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -16,12 +17,14 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
+use tracing::{Instrument, Span};
 
 use super::AppState;
 use super::error::{ApiError, json_error, method_not_allowed, not_found};
 use super::event_request::{Context, parse_batch_item, parse_event};
 use super::json_body::read_json_body;
 use crate::store::{IngestOutcome, NewEvent};
+use crate::telemetry::trace_context;
 
 /// The W3C trace context header.
 const TRACEPARENT: &str = "traceparent";
@@ -34,14 +37,53 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn post_event(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn post_event(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let span = ingest_span("POST /v1/events", &headers);
+    answer_in(span, accept_event(state, headers, body)).await
+}
+
+async fn post_batch(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let span = ingest_span("POST /v1/events/batch", &headers);
+    answer_in(span, accept_batch(state, headers, body)).await
+}
+
+/// The span of one ingest request, a child of the app's span when it sent
+/// a `traceparent`.
+fn ingest_span(route: &'static str, headers: &HeaderMap) -> Span {
+    let span = tracing::info_span!(
+        "ingest",
+        otel.name = route,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        events = tracing::field::Empty,
+    );
+    trace_context::adopt(&span, incoming_traceparent(headers));
+    span
+}
+
+/// Runs `handling` in `span` and records its answer there.
+async fn answer_in(span: Span, handling: impl Future<Output = Result<Response, ApiError>>) -> Response {
+    let response = handling
+        .instrument(span.clone())
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    span.record("http.response.status_code", response.status().as_u16());
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    response
+}
+
+async fn accept_event(state: AppState, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let settings = state.settings();
     let bytes = read_json_body(&headers, body, settings.ingest.max_body_bytes).await?;
     let json = std::str::from_utf8(&bytes).map_err(|_| ApiError::invalid_json("the body is not valid UTF-8"))?;
+    let traceparent = trace_to_store(&headers);
     let context = Context {
         settings: &settings,
         now: OffsetDateTime::now_utc(),
-        traceparent: traceparent(&headers),
+        traceparent: traceparent.as_deref(),
     };
     let event = parse_event(json, &context)?;
     let outcome = store_and_wake(&state, vec![event])
@@ -63,7 +105,7 @@ struct Batch<'a> {
     events: Vec<&'a RawValue>,
 }
 
-async fn post_batch(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn accept_batch(state: AppState, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let settings = state.settings();
     let bytes = read_json_body(&headers, body, settings.ingest.max_body_bytes).await?;
     let json = std::str::from_utf8(&bytes).map_err(|_| ApiError::invalid_json("the body is not valid UTF-8"))?;
@@ -78,10 +120,11 @@ async fn post_batch(State(state): State<AppState>, headers: HeaderMap, body: Bod
     if batch.events.is_empty() {
         return Err(ApiError::invalid_field("`events` must hold at least one event"));
     }
+    let traceparent = trace_to_store(&headers);
     let context = Context {
         settings: &settings,
         now: OffsetDateTime::now_utc(),
-        traceparent: traceparent(&headers),
+        traceparent: traceparent.as_deref(),
     };
     let mut events = Vec::with_capacity(batch.events.len());
     let mut ids = HashSet::with_capacity(batch.events.len());
@@ -106,7 +149,9 @@ async fn store_and_wake(state: &AppState, events: Vec<NewEvent>) -> Result<Vec<I
         .iter()
         .map(|event| (event.endpoints.clone(), event.received_at, event.event.clone()))
         .collect();
-    let outcomes = state.store.ingest(events).await?;
+    Span::current().record("events", events.len());
+    let write = tracing::info_span!("store.write", events = events.len());
+    let outcomes = state.store.ingest(events).instrument(write).await?;
     for ((endpoints, due, event), outcome) in deliveries.iter().zip(&outcomes) {
         if !outcome.duplicate {
             state.metrics.event_received(event);
@@ -126,20 +171,14 @@ fn outcome_json(outcome: &IngestOutcome) -> serde_json::Value {
     answer
 }
 
-/// The incoming `traceparent`, kept only if it is well-formed W3C trace
-/// context (`00-<32 hex>-<16 hex>-<2 hex>`); a malformed one is ignored, as
-/// the W3C recommendation says.
-fn traceparent(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(TRACEPARENT)?.to_str().ok()?;
-    let parts: Vec<&str> = value.split('-').collect();
-    let hex = |text: &str, len: usize| text.len() == len && text.bytes().all(|b| b.is_ascii_hexdigit());
-    let well_formed = parts.len() == 4
-        && hex(parts[0], 2)
-        && parts[0] != "ff"
-        && hex(parts[1], 32)
-        && hex(parts[2], 16)
-        && hex(parts[3], 2)
-        && parts[1].bytes().any(|b| b != b'0')
-        && parts[2].bytes().any(|b| b != b'0');
-    well_formed.then_some(value)
+/// The trace context stored with the events of this request: the ingest
+/// span's (the current span).
+fn trace_to_store(headers: &HeaderMap) -> Option<String> {
+    trace_context::to_store(&Span::current(), incoming_traceparent(headers))
+}
+
+/// The app's `traceparent`, if it sent one; [`trace_context`] ignores it
+/// unless it is well-formed, as the W3C recommendation says.
+fn incoming_traceparent(headers: &HeaderMap) -> Option<&str> {
+    headers.get(TRACEPARENT)?.to_str().ok()
 }

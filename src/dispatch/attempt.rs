@@ -51,7 +51,6 @@ pub async fn attempt(context: &AttemptContext, mut stack: EndpointStack, id: &st
         return Err(store::Error::Corrupt(format!("delivery {id} has no event")));
     };
     let number = delivery.attempt_count + 1;
-    let traceparent = outgoing_traceparent(event.meta.traceparent.as_deref());
     let sent_at = OffsetDateTime::now_utc();
     let request = request::build(
         &context.target,
@@ -60,7 +59,7 @@ pub async fn attempt(context: &AttemptContext, mut stack: EndpointStack, id: &st
             event: &delivery.event,
             body: Bytes::from(event.body),
             attempt: number,
-            traceparent: &traceparent,
+            traceparent: event.meta.traceparent.as_deref(),
         },
         sent_at,
     );
@@ -153,15 +152,5 @@ fn log_outcome(endpoint: &str, id: &str, record: &AttemptRecord, next: NextStep)
             error_kind = kind,
             "attempt failed; delivery failed"
         ),
-    }
-}
-
-/// The `traceparent` of this attempt: the app's trace id when it sent one,
-/// a fresh span id every time.
-fn outgoing_traceparent(incoming: Option<&str>) -> String {
-    let span_id = format!("{:016x}", rand::random::<u64>().max(1));
-    match incoming.and_then(|value| value.split('-').nth(1)) {
-        Some(trace_id) => format!("00-{trace_id}-{span_id}-01"),
-        None => format!("00-{:032x}-{span_id}-01", rand::random::<u128>().max(1)),
     }
 }

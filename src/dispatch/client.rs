@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -35,6 +35,8 @@ use super::adaptive_limit::{AdaptiveLimit, AdaptiveLimitLayer};
 use super::connector::GuardedConnector;
 use super::destination::DestinationPolicy;
 use super::outcome::{ErrorKind, classify};
+use super::request::headers::TRACEPARENT;
+use crate::telemetry::trace_context;
 
 pub type OutboundBody = Full<Bytes>;
 pub type HttpClient = Client<HttpsConnector<GuardedConnector>, OutboundBody>;
@@ -52,6 +54,8 @@ pub struct AttemptLabels {
     pub event: String,
     pub event_id: String,
     pub attempt: u32,
+    /// The `traceparent` stored with the event: the attempt span's parent.
+    pub parent: Option<String>,
 }
 
 /// Builds the shared client. Fails only on an unreadable `ca_file`.
@@ -92,8 +96,8 @@ pub fn http_client(
 /// The stack for one endpoint, outermost layer first:
 ///
 /// 1. **trace**: one span per attempt, named by endpoint, event and
-///    attempt, recording the status or error kind; outermost so it covers
-///    the waits for permits too.
+///    attempt, recording the status or error kind, whose context the
+///    request carries as its `traceparent`.
 /// 2. **the endpoint's adaptive limit**: taken before the global permit, so
 ///    an endpoint at its limit waits without holding a global permit that
 ///    a healthy endpoint could use.
@@ -118,7 +122,9 @@ pub fn endpoint_stack(
     BoxCloneService::new(stack)
 }
 
-/// The trace layer: wraps each call in an `attempt` span.
+/// The trace layer: wraps each call in an `attempt` span, a child of the
+/// trace context stored with the event, and sends that span's context as
+/// the request's `traceparent`.
 #[derive(Clone)]
 pub struct Traced<S>(S);
 
@@ -135,42 +141,56 @@ where
         self.0.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<OutboundBody>) -> Self::Future {
-        let span = match request.extensions().get::<AttemptLabels>() {
-            Some(labels) => tracing::info_span!(
-                "attempt",
-                endpoint = %labels.endpoint,
-                event = %labels.event,
-                event_id = %labels.event_id,
-                attempt = labels.attempt,
-                status = tracing::field::Empty,
-                error_kind = tracing::field::Empty,
-            ),
-            None => tracing::info_span!(
-                "attempt",
-                status = tracing::field::Empty,
-                error_kind = tracing::field::Empty
-            ),
-        };
+    fn call(&mut self, mut request: Request<OutboundBody>) -> Self::Future {
+        let labels = request.extensions().get::<AttemptLabels>();
+        let span = attempt_span(labels);
+        let parent = labels.and_then(|labels| labels.parent.as_deref());
+        trace_context::adopt(&span, parent);
+        let traceparent = trace_context::outgoing(&span, parent);
+        request.headers_mut().insert(
+            TRACEPARENT,
+            HeaderValue::from_str(&traceparent).expect("a traceparent is ASCII"),
+        );
         let response = self.0.call(request);
         let recorder = span.clone();
         Box::pin(
             async move {
                 let result = response.await;
-                match &result {
+                let error_kind = match &result {
                     Ok(response) => {
-                        recorder.record("status", response.status().as_u16());
-                        if let Some(kind) = ErrorKind::of_status(response.status()) {
-                            recorder.record("error_kind", kind.as_str());
-                        }
+                        recorder.record("http.response.status_code", response.status().as_u16());
+                        ErrorKind::of_status(response.status())
                     }
-                    Err(error) => {
-                        recorder.record("error_kind", classify(error.as_ref()).as_str());
-                    }
+                    Err(error) => Some(classify(error.as_ref())),
+                };
+                if let Some(kind) = error_kind {
+                    recorder.record("error_kind", kind.as_str());
+                    recorder.record("otel.status_code", "ERROR");
                 }
                 result
             }
             .instrument(span),
         )
     }
+}
+
+fn attempt_span(labels: Option<&AttemptLabels>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "attempt",
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        endpoint = tracing::field::Empty,
+        event = tracing::field::Empty,
+        event_id = tracing::field::Empty,
+        attempt = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        error_kind = tracing::field::Empty,
+    );
+    if let Some(labels) = labels {
+        span.record("endpoint", labels.endpoint.as_str());
+        span.record("event", labels.event.as_str());
+        span.record("event_id", labels.event_id.as_str());
+        span.record("attempt", labels.attempt);
+    }
+    span
 }

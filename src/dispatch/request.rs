@@ -69,7 +69,8 @@ pub struct Message<'a> {
     pub event: &'a str,
     pub body: Bytes,
     pub attempt: u32,
-    pub traceparent: &'a str,
+    /// The trace context stored with the event: the attempt's parent.
+    pub traceparent: Option<&'a str>,
 }
 
 /// Builds the request for one attempt at time `now`.
@@ -93,7 +94,6 @@ pub fn build(target: &Target, message: &Message<'_>, now: OffsetDateTime) -> Req
     headers.insert(headers::EVENT, value(message.event));
     headers.insert(headers::TIMESTAMP, HeaderValue::from(timestamp));
     headers.insert(headers::ATTEMPT, HeaderValue::from(message.attempt));
-    headers.insert(headers::TRACEPARENT, value(message.traceparent));
     if !target.standard.is_empty() {
         let signatures: Vec<String> = target
             .standard
@@ -110,6 +110,7 @@ pub fn build(target: &Target, message: &Message<'_>, now: OffsetDateTime) -> Req
         event: message.event.to_owned(),
         event_id: message.event_id.to_owned(),
         attempt: message.attempt,
+        parent: message.traceparent.map(str::to_owned),
     });
     request
 }

@@ -18,3 +18,4 @@ mod safety;
 mod subscribers;
 mod support;
 mod tls;
+mod traces;

@@ -96,6 +96,10 @@ async fn the_series_follow_ingest_attempts_and_reloads() {
     assert_eq!(value("hookd_store_events_written_total"), 5.0);
     assert!(value("hookd_store_write_seconds_count") >= 1.0);
     assert_eq!(value(r#"hookd_config_reloads_total{result="error"}"#), 0.0);
+    // No exporter here: the trace series are present and still (the
+    // `traces` tests see them move).
+    assert_eq!(value("hookd_trace_spans_exported_total"), 0.0);
+    assert_eq!(value(r#"hookd_trace_spans_dropped_total{reason="queue_full"}"#), 0.0);
     assert!(
         metrics.keys().all(|series| !series.contains("evt_")),
         "no event ids in labels"

@@ -1,6 +1,7 @@
 //! What the tests run hookd with: the real sidecar in this process or as a
 //! child process, on 127.0.0.1 port 0, with RocksDB in a temp dir.
 
+pub mod collector;
 pub mod http;
 pub mod node;
 pub mod process;
