@@ -8,7 +8,8 @@
 //!   [`catalog`] and builds the wire body ([`event`]);
 //! - [`store`] writes the event and one delivery per subscribed endpoint in
 //!   one synced batch before the app gets its 202; [`sweeper`] removes
-//!   finished work after `storage.retention`;
+//!   finished work after `storage.retention`, and [`store_recovery`]
+//!   reopens the store after a failed write (a full disk);
 //! - [`dispatch`] reads each endpoint's due deliveries and sends them,
 //!   signed ([`sign`]), retrying on failure;
 //! - [`api::admin`] serves health to probes and operators;
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod reload;
 pub mod sign;
 pub mod store;
+mod store_recovery;
 mod sweeper;
 pub mod telemetry;
 
@@ -117,6 +119,7 @@ pub async fn run(
         state.settings.clone(),
         state.controls.clone(),
     ));
+    let recovery = tokio::spawn(store_recovery::recover_forever(store.clone()));
     let delivery = tokio::spawn(deliver_until_stopped(
         dispatcher,
         reloader,
@@ -128,8 +131,11 @@ pub async fn run(
     let (ingest, admin) = tokio::join!(ingest, admin);
     delivery.await?;
     sweeper.abort();
-    // Wait for the abort, so its handle on the store is gone when `run` is.
+    recovery.abort();
+    // Wait for the aborts, so their handles on the store are gone when
+    // `run` is.
     let _ = sweeper.await;
+    let _ = recovery.await;
     tokio::task::spawn_blocking(move || store.close()).await?;
     tracing::info!("hookd stopped");
     ingest.context("ingest API")?;

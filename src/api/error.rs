@@ -108,7 +108,7 @@ impl From<IngestError> for ApiError {
 impl From<store::Error> for ApiError {
     fn from(error: store::Error) -> ApiError {
         match error {
-            store::Error::Db(_) | store::Error::Closed => {
+            store::Error::Db(_) | store::Error::Closed | store::Error::Reopening => {
                 tracing::error!(%error, "the store refused a write");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

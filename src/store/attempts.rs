@@ -7,12 +7,12 @@
 //! was, so an attempt cut short by a crash is simply due again, under the
 //! same number.
 
-use rocksdb::{WriteBatch, WriteOptions};
+use rocksdb::{DB, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
 use super::keys::{self, Finished};
 use super::records::{DeliveryRecord, DeliveryStatus};
-use super::{Error, Store, cf, with_prefix};
+use super::{Error, Store, cf, column_family, with_prefix};
 
 /// One attempt as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +44,7 @@ pub enum NextStep {
 impl Store {
     /// Records `attempt` of delivery `id` and moves it to `next`, at `now_ms`.
     pub fn record_attempt(&self, id: &str, attempt: &AttemptRecord, next: NextStep, now_ms: u64) -> Result<(), Error> {
+        let db = self.db()?;
         let _guard = self.lock_delivery(id);
         let mut record = self
             .delivery(id)?
@@ -51,8 +52,8 @@ impl Store {
         let mut batch = WriteBatch::default();
         let mut value = vec![1u8];
         serde_json::to_writer(&mut value, attempt).expect("attempt records serialize");
-        batch.put_cf(self.cf(cf::ATTEMPTS), keys::attempt(id, attempt.n), value);
-        self.unindex(&mut batch, id, &record);
+        batch.put_cf(column_family(&db, cf::ATTEMPTS), keys::attempt(id, attempt.n), value);
+        self.unindex(&db, &mut batch, id, &record);
         record.attempt_count = record.attempt_count.max(attempt.n);
         record.updated_at = now_ms;
         record.manual_retry = false;
@@ -71,18 +72,18 @@ impl Store {
                 record.finished_at = Some(now_ms);
             }
         }
-        self.index(&mut batch, id, &record);
-        batch.put_cf(self.cf(cf::DELIVERIES), id, record.encode());
+        self.index(&db, &mut batch, id, &record);
+        batch.put_cf(column_family(&db, cf::DELIVERIES), id, record.encode());
         // Not synced: a process crash keeps it (the WAL is in the OS), and
         // a power cut that loses it only means the attempt is made again.
-        self.db.write_opt(batch, &WriteOptions::default())?;
-        Ok(())
+        self.write(&db, batch, &WriteOptions::default())
     }
 
     /// Every recorded attempt of a delivery, in order.
     pub fn attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, Error> {
+        let db = self.db()?;
         let mut attempts = Vec::new();
-        for entry in with_prefix(&self.db, cf::ATTEMPTS, &keys::attempts_prefix(id)) {
+        for entry in with_prefix(&db, cf::ATTEMPTS, &keys::attempts_prefix(id)) {
             let (_, value) = entry?;
             let json = value
                 .split_first()
@@ -96,16 +97,22 @@ impl Store {
 
     /// Deletes the index entries `record` has now: `due`, or `finished`
     /// (and `failed`).
-    pub(super) fn unindex(&self, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord) {
+    pub(super) fn unindex(&self, db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord) {
         match record.finished_at {
             Some(at) if record.status.is_finished() => {
-                batch.delete_cf(self.cf(cf::FINISHED), keys::finished(at, Finished::Delivery, id));
+                batch.delete_cf(
+                    column_family(db, cf::FINISHED),
+                    keys::finished(at, Finished::Delivery, id),
+                );
                 if record.status == DeliveryStatus::Failed {
-                    batch.delete_cf(self.cf(cf::FAILED), keys::endpoint_timed(&record.endpoint, at, id));
+                    batch.delete_cf(
+                        column_family(db, cf::FAILED),
+                        keys::endpoint_timed(&record.endpoint, at, id),
+                    );
                 }
             }
             _ => batch.delete_cf(
-                self.cf(cf::DUE),
+                column_family(db, cf::DUE),
                 keys::endpoint_timed(&record.endpoint, record.next_attempt_at, id),
             ),
         }
@@ -113,16 +120,24 @@ impl Store {
 
     /// Adds the index entries `record` needs: `due`, or `finished` (and
     /// `failed`).
-    pub(super) fn index(&self, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord) {
+    pub(super) fn index(&self, db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord) {
         match record.finished_at {
             Some(at) if record.status.is_finished() => {
-                batch.put_cf(self.cf(cf::FINISHED), keys::finished(at, Finished::Delivery, id), []);
+                batch.put_cf(
+                    column_family(db, cf::FINISHED),
+                    keys::finished(at, Finished::Delivery, id),
+                    [],
+                );
                 if record.status == DeliveryStatus::Failed {
-                    batch.put_cf(self.cf(cf::FAILED), keys::endpoint_timed(&record.endpoint, at, id), []);
+                    batch.put_cf(
+                        column_family(db, cf::FAILED),
+                        keys::endpoint_timed(&record.endpoint, at, id),
+                        [],
+                    );
                 }
             }
             _ => batch.put_cf(
-                self.cf(cf::DUE),
+                column_family(db, cf::DUE),
                 keys::endpoint_timed(&record.endpoint, record.next_attempt_at, id),
                 [],
             ),

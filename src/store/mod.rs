@@ -37,6 +37,10 @@
 //! repair: a delivery stays in `due` until its attempt's outcome is
 //! recorded, so one in flight at a crash is simply due again.
 //!
+//! After a failed write (a full disk) RocksDB refuses all writes until it
+//! is reopened; [`Store::recover`] does that in place, and every clone of
+//! the handle sees the reopened database.
+//!
 //! # Growth
 //!
 //! [`retention`] removes finished deliveries and their events once they are
@@ -53,10 +57,14 @@ mod records;
 mod retention;
 mod writer;
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
-use rocksdb::{ColumnFamilyDescriptor, DB, DBRecoveryMode, Direction, IteratorMode, Options, ReadOptions};
+use rocksdb::{
+    ColumnFamilyDescriptor, DB, DBRecoveryMode, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions,
+};
 
 pub use attempts::{AttemptRecord, NextStep};
 pub use keys::delivery_id;
@@ -89,15 +97,26 @@ pub enum Error {
     Corrupt(String),
     #[error("the store is closed")]
     Closed,
+    #[error("the store is reopening after a failed write")]
+    Reopening,
     #[error("{0}")]
     Incompatible(String),
 }
 
+/// How long [`Store::recover`] waits for reads of the old database to end.
+const REOPEN_PATIENCE: Duration = Duration::from_secs(30);
+
 /// A handle to the open store; clones share it.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<DB>,
+    /// `None` while [`Store::recover`] reopens it.
+    db: Arc<RwLock<Option<Arc<DB>>>>,
+    path: Arc<PathBuf>,
     writer: Arc<Mutex<Option<writer::Writer>>>,
+    /// Set by a failed write: RocksDB refuses every write after one fails
+    /// (a full disk, an I/O error) until it is reopened.
+    failed: Arc<AtomicBool>,
+    closed: Arc<AtomicBool>,
     counters: Arc<writer::Counters>,
     /// Serialises the read-modify-write of one delivery's state (a worker
     /// recording an attempt, an operator's retry, the sweeper's expiry), so
@@ -123,46 +142,77 @@ pub struct Counts {
 impl Store {
     /// Opens (or creates) the store at `path` and starts its writer.
     pub fn open(path: &Path) -> Result<Store, Error> {
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
-        // A torn write at the WAL's tail (a crash mid-write) is dropped;
-        // everything synced before it is kept.
-        options.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
-        options.set_max_background_jobs(2);
-        options.set_keep_log_file_num(5);
-        options.set_max_log_file_size(8 << 20);
-        options.set_write_buffer_size(16 << 20);
-        let descriptors = cf::ALL
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name)));
-        let db = DB::open_cf_descriptors(&options, path, descriptors)?;
-        check_schema(&db)?;
-        let db = Arc::new(db);
+        let db = Arc::new(open_db(path)?);
         let counters = Arc::new(writer::Counters::default());
-        let writer = writer::Writer::start(Arc::downgrade(&db), counters.clone())?;
+        let failed = Arc::new(AtomicBool::new(false));
+        let writer = writer::Writer::start(Arc::downgrade(&db), counters.clone(), failed.clone())?;
         Ok(Store {
-            db,
+            db: Arc::new(RwLock::new(Some(db))),
+            path: Arc::new(path.to_owned()),
             writer: Arc::new(Mutex::new(Some(writer))),
+            failed,
+            closed: Arc::new(AtomicBool::new(false)),
             counters,
             delivery_locks: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
         })
     }
 
-    /// Whether the store takes writes (false once closed).
-    pub fn is_open(&self) -> bool {
-        self.writer.lock().expect("writer lock").is_some()
+    /// Whether the store takes writes: open, and no write has failed since
+    /// the last [`Store::recover`].
+    pub fn is_writable(&self) -> bool {
+        !self.closed.load(Ordering::SeqCst) && !self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Whether a write failed and [`Store::recover`] should run.
+    pub fn needs_recovery(&self) -> bool {
+        self.failed.load(Ordering::SeqCst) && !self.closed.load(Ordering::SeqCst)
+    }
+
+    /// After a failed write, closes and reopens the database: RocksDB keeps
+    /// refusing writes after one failed until then. Nothing synced is lost
+    /// (the reopen replays the write-ahead log, dropping only a torn tail
+    /// that was never acknowledged). While the cause lasts (the disk is
+    /// still full) the reopen or the next write fails, and this is called
+    /// again later. Reads and writes in the meantime get
+    /// [`Error::Reopening`].
+    pub fn recover(&self) -> Result<(), Error> {
+        let mut writer = self.writer.lock().expect("writer lock");
+        if !self.needs_recovery() {
+            return Ok(());
+        }
+        if let Some(writer) = writer.take() {
+            writer.stop();
+        }
+        let old = self.db.write().expect("db lock").take();
+        if let Some(old) = old
+            && let Err(old) = wait_until_unshared(old, REOPEN_PATIENCE)
+        {
+            *self.db.write().expect("db lock") = Some(old);
+            return Err(Error::Reopening);
+        }
+        let db = Arc::new(open_db(&self.path)?);
+        *writer = Some(writer::Writer::start(
+            Arc::downgrade(&db),
+            self.counters.clone(),
+            self.failed.clone(),
+        )?);
+        *self.db.write().expect("db lock") = Some(db);
+        self.failed.store(false, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Stops the writer after it has answered everything queued, and flushes
     /// memtables so the next start replays little. Idempotent.
     pub fn close(&self) {
         let writer = self.writer.lock().expect("writer lock").take();
+        self.closed.store(true, Ordering::SeqCst);
         if let Some(writer) = writer {
             writer.stop();
-            if let Err(error) = self.db.flush() {
-                tracing::warn!(%error, "flushing the store on close failed; the next start replays the log");
-            }
+        }
+        if let Ok(db) = self.db()
+            && let Err(error) = db.flush()
+        {
+            tracing::warn!(%error, "flushing the store on close failed; the next start replays the log");
         }
     }
 
@@ -175,7 +225,11 @@ impl Store {
             .expect("writer lock")
             .as_ref()
             .map(writer::Writer::sender)
-            .ok_or(IngestError::Store(Error::Closed))?;
+            .ok_or(IngestError::Store(if self.closed.load(Ordering::SeqCst) {
+                Error::Closed
+            } else {
+                Error::Reopening
+            }))?;
         writer::submit(&sender, events).await
     }
 
@@ -190,23 +244,24 @@ impl Store {
     }
 
     pub fn event(&self, id: &str) -> Result<Option<EventRecord>, Error> {
-        self.db
-            .get_pinned_cf(self.cf(cf::EVENTS), id)?
+        let db = self.db()?;
+        db.get_pinned_cf(column_family(&db, cf::EVENTS), id)?
             .map(|value| EventRecord::decode(&value))
             .transpose()
     }
 
     pub fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, Error> {
-        self.db
-            .get_pinned_cf(self.cf(cf::DELIVERIES), id)?
+        let db = self.db()?;
+        db.get_pinned_cf(column_family(&db, cf::DELIVERIES), id)?
             .map(|value| DeliveryRecord::decode(&value))
             .transpose()
     }
 
     /// Every delivery of one event, by delivery id.
     pub fn deliveries_of_event(&self, event_id: &str) -> Result<Vec<(String, DeliveryRecord)>, Error> {
+        let db = self.db()?;
         let mut found = Vec::new();
-        for entry in with_prefix(&self.db, cf::DELIVERIES, &keys::deliveries_prefix(event_id)) {
+        for entry in with_prefix(&db, cf::DELIVERIES, &keys::deliveries_prefix(event_id)) {
             let (key, value) = entry?;
             let id = String::from_utf8_lossy(&key).into_owned();
             found.push((id, DeliveryRecord::decode(&value)?));
@@ -229,11 +284,12 @@ impl Store {
         now_ms: u64,
         limit: usize,
     ) -> Result<Vec<(u64, String)>, Error> {
+        let db = self.db()?;
         let mut read = ReadOptions::default();
         read.set_iterate_lower_bound(keys::endpoint_timed(endpoint, from_ms, ""));
         read.set_iterate_upper_bound(keys::endpoint_timed(endpoint, now_ms.saturating_add(1), ""));
         let mut found = Vec::new();
-        for entry in self.db.iterator_cf_opt(self.cf(cf::DUE), read, IteratorMode::Start) {
+        for entry in db.iterator_cf_opt(column_family(&db, cf::DUE), read, IteratorMode::Start) {
             let (key, _) = entry?;
             let (at, id) = keys::split_endpoint_timed(&key).ok_or_else(|| Error::Corrupt("due key".into()))?;
             found.push((at, id.to_owned()));
@@ -246,10 +302,11 @@ impl Store {
 
     /// When the first delivery to `endpoint` due after `after_ms` is due.
     pub fn next_due(&self, endpoint: &str, after_ms: u64) -> Result<Option<u64>, Error> {
+        let db = self.db()?;
         let mut read = ReadOptions::default();
         read.set_iterate_lower_bound(keys::endpoint_timed(endpoint, after_ms.saturating_add(1), ""));
         read.set_iterate_upper_bound(keys::prefix_end(&keys::endpoint_prefix(endpoint)));
-        let mut iterator = self.db.iterator_cf_opt(self.cf(cf::DUE), read, IteratorMode::Start);
+        let mut iterator = db.iterator_cf_opt(column_family(&db, cf::DUE), read, IteratorMode::Start);
         match iterator.next().transpose()? {
             Some((key, _)) => Ok(keys::split_endpoint_timed(&key).map(|(at, _)| at)),
             None => Ok(None),
@@ -259,25 +316,26 @@ impl Store {
     /// Marks a delivery finished at `at_ms` without an attempt (an expired
     /// pause, or a test): out of `due`, into `finished`. One atomic write.
     pub fn finish_delivery(&self, id: &str, status: DeliveryStatus, at_ms: u64) -> Result<(), Error> {
+        let db = self.db()?;
         assert!(status.is_finished(), "finish_delivery needs a final status");
         let _guard = self.lock_delivery(id);
         let mut record = self
             .delivery(id)?
             .ok_or_else(|| Error::Corrupt(format!("no delivery {id}")))?;
         let mut batch = rocksdb::WriteBatch::default();
-        self.unindex(&mut batch, id, &record);
+        self.unindex(&db, &mut batch, id, &record);
         record.status = status;
         record.updated_at = at_ms;
         record.finished_at = Some(at_ms);
-        self.index(&mut batch, id, &record);
-        batch.put_cf(self.cf(cf::DELIVERIES), id, record.encode());
-        self.db.write(batch)?;
-        Ok(())
+        self.index(&db, &mut batch, id, &record);
+        batch.put_cf(column_family(&db, cf::DELIVERIES), id, record.encode());
+        self.write(&db, batch, &WriteOptions::default())
     }
 
     /// Removes what finished before `now_ms - retention_ms`; see [`retention`].
     pub fn sweep(&self, now_ms: u64, retention_ms: u64) -> Result<SweepStats, Error> {
-        retention::sweep(&self.db, now_ms.saturating_sub(retention_ms))
+        let db = self.db()?;
+        retention::sweep(&db, now_ms.saturating_sub(retention_ms))
     }
 
     /// Fails deliveries that have waited longer than `retention_ms` on an
@@ -293,9 +351,10 @@ impl Store {
 
     /// Counts every entry; a full scan.
     pub fn counts(&self) -> Result<Counts, Error> {
+        let db = self.db()?;
         let count = |name: &str| -> Result<usize, Error> {
             let mut total = 0;
-            for entry in self.db.iterator_cf(self.cf(name), IteratorMode::Start) {
+            for entry in db.iterator_cf(column_family(&db, name), IteratorMode::Start) {
                 entry?;
                 total += 1;
             }
@@ -323,8 +382,60 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
-        column_family(&self.db, name)
+    /// The open database, for one operation.
+    fn db(&self) -> Result<Arc<DB>, Error> {
+        match self.db.read().expect("db lock").as_ref() {
+            Some(db) => Ok(db.clone()),
+            None if self.closed.load(Ordering::SeqCst) => Err(Error::Closed),
+            None => Err(Error::Reopening),
+        }
+    }
+
+    /// Writes `batch`; a failure marks the store for [`Store::recover`].
+    fn write(&self, db: &DB, batch: WriteBatch, options: &WriteOptions) -> Result<(), Error> {
+        db.write_opt(batch, options).map_err(|error| {
+            self.failed.store(true, Ordering::SeqCst);
+            Error::from(error)
+        })
+    }
+}
+
+/// Opens the database with every column family, and checks its schema.
+fn open_db(path: &Path) -> Result<DB, Error> {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    // A torn write at the WAL's tail (a crash mid-write) is dropped;
+    // everything synced before it is kept.
+    options.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
+    options.set_max_background_jobs(2);
+    options.set_keep_log_file_num(5);
+    options.set_max_log_file_size(8 << 20);
+    options.set_write_buffer_size(16 << 20);
+    let descriptors = cf::ALL
+        .iter()
+        .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name)));
+    let db = DB::open_cf_descriptors(&options, path, descriptors)?;
+    check_schema(&db)?;
+    Ok(db)
+}
+
+/// Takes sole ownership of `db` and closes it, once the reads that hold it
+/// end; gives it back after `patience`.
+fn wait_until_unshared(mut db: Arc<DB>, patience: Duration) -> Result<(), Arc<DB>> {
+    let deadline = Instant::now() + patience;
+    loop {
+        match Arc::try_unwrap(db) {
+            Ok(db) => {
+                drop(db);
+                return Ok(());
+            }
+            Err(shared) if Instant::now() < deadline => {
+                db = shared;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(shared) => return Err(shared),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use rocksdb::{WriteBatch, WriteOptions};
 
 use super::records::DeliveryStatus;
-use super::{Error, Store, cf, with_prefix};
+use super::{Error, Store, cf, column_family, with_prefix};
 
 /// Keys in the default column family that mark an operator's pause.
 const PAUSED_PREFIX: &str = "paused/";
@@ -23,21 +23,24 @@ pub enum RetryError {
 impl Store {
     /// Records an operator's pause (or its end); it survives restarts.
     pub fn set_endpoint_paused(&self, endpoint: &str, paused: bool) -> Result<(), Error> {
+        let db = self.db()?;
         let key = format!("{PAUSED_PREFIX}{endpoint}");
+        let mut batch = WriteBatch::default();
+        if paused {
+            batch.put(key, []);
+        } else {
+            batch.delete(key);
+        }
         let mut options = WriteOptions::default();
         options.set_sync(true);
-        if paused {
-            self.db.put_opt(key, [], &options)?;
-        } else {
-            self.db.delete_opt(key, &options)?;
-        }
-        Ok(())
+        self.write(&db, batch, &options)
     }
 
     /// The endpoints an operator has paused.
     pub fn paused_endpoints(&self) -> Result<Vec<String>, Error> {
+        let db = self.db()?;
         let mut paused = Vec::new();
-        for entry in with_prefix(&self.db, rocksdb::DEFAULT_COLUMN_FAMILY_NAME, PAUSED_PREFIX.as_bytes()) {
+        for entry in with_prefix(&db, rocksdb::DEFAULT_COLUMN_FAMILY_NAME, PAUSED_PREFIX.as_bytes()) {
             let (key, _) = entry?;
             let key = String::from_utf8_lossy(&key);
             paused.extend(key.strip_prefix(PAUSED_PREFIX).map(str::to_owned));
@@ -48,8 +51,9 @@ impl Store {
     /// The failed deliveries of `endpoint` that failed at or after
     /// `since_ms`, oldest first.
     pub fn failed_since(&self, endpoint: &str, since_ms: u64) -> Result<Vec<String>, Error> {
+        let db = self.db()?;
         let mut failed = Vec::new();
-        for entry in with_prefix(&self.db, cf::FAILED, &super::keys::endpoint_prefix(endpoint)) {
+        for entry in with_prefix(&db, cf::FAILED, &super::keys::endpoint_prefix(endpoint)) {
             let (key, _) = entry?;
             if let Some((at, id)) = super::keys::split_endpoint_timed(&key)
                 && at >= since_ms
@@ -63,23 +67,24 @@ impl Store {
     /// Makes a failed delivery pending again, due at `now_ms`: one extra
     /// attempt, numbered after the last.
     pub fn retry_delivery(&self, id: &str, now_ms: u64) -> Result<(), RetryError> {
+        let db = self.db()?;
         let _guard = self.lock_delivery(id);
         let mut record = self.delivery(id)?.ok_or_else(|| RetryError::NotFound(id.to_owned()))?;
         if record.status != DeliveryStatus::Failed {
             return Err(RetryError::NotFailed(id.to_owned()));
         }
         let mut batch = WriteBatch::default();
-        self.unindex(&mut batch, id, &record);
+        self.unindex(&db, &mut batch, id, &record);
         record.status = DeliveryStatus::Pending;
         record.finished_at = None;
         record.next_attempt_at = now_ms;
         record.updated_at = now_ms;
         record.manual_retry = true;
-        self.index(&mut batch, id, &record);
-        batch.put_cf(self.cf(cf::DELIVERIES), id, record.encode());
+        self.index(&db, &mut batch, id, &record);
+        batch.put_cf(column_family(&db, cf::DELIVERIES), id, record.encode());
         let mut options = WriteOptions::default();
         options.set_sync(true);
-        self.db.write_opt(batch, &options).map_err(Error::from)?;
+        self.write(&db, batch, &options)?;
         Ok(())
     }
 }

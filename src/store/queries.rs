@@ -5,7 +5,7 @@ use rocksdb::{Direction, IteratorMode};
 
 use super::keys;
 use super::records::DeliveryRecord;
-use super::{Error, Store, cf, with_prefix};
+use super::{Error, Store, cf, column_family, with_prefix};
 
 impl Store {
     /// Visits deliveries newest first, starting strictly after `cursor` (a
@@ -16,11 +16,12 @@ impl Store {
         cursor: Option<&[u8]>,
         mut visit: impl FnMut(&[u8], &str, DeliveryRecord) -> bool,
     ) -> Result<(), Error> {
+        let db = self.db()?;
         let mode = match cursor {
             Some(cursor) => IteratorMode::From(cursor, Direction::Reverse),
             None => IteratorMode::End,
         };
-        for entry in self.db.iterator_cf(self.cf(cf::RECENT), mode) {
+        for entry in db.iterator_cf(column_family(&db, cf::RECENT), mode) {
             let (key, _) = entry?;
             if cursor == Some(&key[..]) {
                 continue;
@@ -40,12 +41,14 @@ impl Store {
 
     /// How many deliveries to `endpoint` are pending (in the `due` index).
     pub fn pending_count(&self, endpoint: &str) -> Result<usize, Error> {
-        count(with_prefix(&self.db, cf::DUE, &keys::endpoint_prefix(endpoint)))
+        let db = self.db()?;
+        count(with_prefix(&db, cf::DUE, &keys::endpoint_prefix(endpoint)))
     }
 
     /// How many deliveries to `endpoint` are failed.
     pub fn failed_count(&self, endpoint: &str) -> Result<usize, Error> {
-        count(with_prefix(&self.db, cf::FAILED, &keys::endpoint_prefix(endpoint)))
+        let db = self.db()?;
+        count(with_prefix(&db, cf::FAILED, &keys::endpoint_prefix(endpoint)))
     }
 }
 

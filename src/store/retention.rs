@@ -119,7 +119,7 @@ pub fn expire_waiting(
     cutoff_ms: u64,
     now_ms: u64,
 ) -> Result<usize, Error> {
-    let db = &store.db;
+    let db = &store.db()?;
     let mut expired = Vec::new();
     let mut from: Vec<u8> = Vec::new();
     loop {

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
@@ -129,11 +129,12 @@ impl Writer {
     /// when its last handle is dropped, not when this thread next wakes (a
     /// database still open when the process exits can crash RocksDB's
     /// static teardown).
-    pub(super) fn start(db: Weak<DB>, counters: Arc<Counters>) -> Result<Writer, Error> {
+    /// A failed write sets `failed` (see [`super::Store::recover`]).
+    pub(super) fn start(db: Weak<DB>, counters: Arc<Counters>, failed: Arc<AtomicBool>) -> Result<Writer, Error> {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("hookd-store-writer".into())
-            .spawn(move || run(&db, &counters, receiver))
+            .spawn(move || run(&db, &counters, &failed, receiver))
             .map_err(|error| Error::Incompatible(format!("cannot start the writer thread: {error}")))?;
         Ok(Writer { sender, thread })
     }
@@ -163,7 +164,7 @@ pub(super) async fn submit(
     answer.await.map_err(|_| Error::Closed)?
 }
 
-fn run(db: &Weak<DB>, counters: &Counters, mut receiver: mpsc::Receiver<Request>) {
+fn run(db: &Weak<DB>, counters: &Counters, failed: &AtomicBool, mut receiver: mpsc::Receiver<Request>) {
     while let Some(first) = receiver.blocking_recv() {
         let mut events = first.events.len();
         let mut group = vec![first];
@@ -177,7 +178,7 @@ fn run(db: &Weak<DB>, counters: &Counters, mut receiver: mpsc::Receiver<Request>
             }
         }
         match db.upgrade() {
-            Some(db) => commit(&db, counters, group),
+            Some(db) => commit(&db, counters, failed, group),
             None => {
                 for request in group {
                     let _ = request.reply.send(Err(IngestError::Store(Error::Closed)));
@@ -197,7 +198,7 @@ enum Verdict {
     Refuse(IngestError),
 }
 
-fn commit(db: &DB, counters: &Counters, group: Vec<Request>) {
+fn commit(db: &DB, counters: &Counters, failed: &AtomicBool, group: Vec<Request>) {
     let mut batch = WriteBatch::default();
     let mut new_events = 0;
     let mut verdicts = Vec::with_capacity(group.len());
@@ -232,6 +233,7 @@ fn commit(db: &DB, counters: &Counters, group: Vec<Request>) {
     };
     if let Err(error) = &written {
         tracing::error!(%error, "storing events failed");
+        failed.store(true, Ordering::SeqCst);
     }
     for (request, verdict) in group.into_iter().zip(verdicts) {
         let answer = match verdict {

@@ -7,6 +7,7 @@ mod config;
 mod crash;
 mod dashboard;
 mod delivery;
+mod disk_full;
 mod health;
 mod ingest;
 mod ingest_batch;

@@ -16,7 +16,7 @@ pub async fn healthz() -> impl IntoResponse {
 
 /// 200 when the store is open and a config is loaded, else 503.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.store.is_open() {
+    if state.store.is_writable() {
         (StatusCode::OK, Json(json!({ "status": "ready" })))
     } else {
         (
