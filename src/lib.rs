@@ -62,14 +62,26 @@ pub struct Listeners {
 impl Listeners {
     /// Binds the addresses the settings name.
     pub async fn bind(settings: &Settings) -> anyhow::Result<Listeners> {
-        let ingest = TcpListener::bind(settings.ingest.listen)
-            .await
+        let ingest = listen(settings.ingest.listen)
             .with_context(|| format!("cannot listen on ingest.listen {}", settings.ingest.listen))?;
-        let admin = TcpListener::bind(settings.admin.listen)
-            .await
+        let admin = listen(settings.admin.listen)
             .with_context(|| format!("cannot listen on admin.listen {}", settings.admin.listen))?;
         Ok(Listeners { ingest, admin })
     }
+}
+
+/// Connections the kernel queues for a listener while hookd serves its
+/// maximum ([`api::server::MAX_CONNECTIONS`]).
+const LISTEN_BACKLOG: u32 = 1024;
+
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Runs hookd until `shutdown` completes, then stops taking requests,
@@ -126,8 +138,8 @@ pub async fn run(
         current_settings,
         stopped.clone(),
     ));
-    let ingest = serve(listeners.ingest, api::ingest::router(state.clone()), stopped.clone());
-    let admin = serve(listeners.admin, api::admin::router(state), stopped);
+    let ingest = api::server::serve(listeners.ingest, api::ingest::router(state.clone()), stopped.clone());
+    let admin = api::server::serve(listeners.admin, api::admin::router(state), stopped);
     let (ingest, admin) = tokio::join!(ingest, admin);
     delivery.await?;
     sweeper.abort();
@@ -165,13 +177,4 @@ async fn deliver_until_stopped(
     }
     let grace = settings.borrow().delivery.shutdown_grace;
     dispatcher.shutdown(grace).await;
-}
-
-async fn serve(listener: TcpListener, router: axum::Router, mut stopped: watch::Receiver<bool>) -> std::io::Result<()> {
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        })
-        .await
 }

@@ -18,6 +18,7 @@ pub mod code {
     pub const ID_CONFLICT: &str = "id_conflict";
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
     pub const UNKNOWN_EVENT: &str = "unknown_event";
     pub const STORAGE_UNAVAILABLE: &str = "storage_unavailable";
     pub const NOT_FOUND: &str = "not_found";

@@ -1,4 +1,7 @@
-//! Reading a JSON request body: the content type checked, the size capped.
+//! Reading a JSON request body: the content type checked, the size and
+//! the time to send it capped.
+
+use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -7,9 +10,15 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::error::{ApiError, code};
 
+/// How long a client may take to send a whole body.
+/// Shorter than the server's idle timeout, so a stalled body gets its 408
+/// before the connection is dropped.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Reads the whole body if it is declared `application/json` and no longer
 /// than `limit` bytes. A body over the limit is refused as soon as its
-/// declared or received length passes it, without reading the rest.
+/// declared or received length passes it, without reading the rest; one
+/// that takes longer than [`BODY_TIMEOUT`] to arrive gets 408.
 pub async fn read_json_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     if !is_json(headers) {
         return Err(ApiError::new(
@@ -27,7 +36,15 @@ pub async fn read_json_body(headers: &HeaderMap, body: Body, limit: usize) -> Re
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await;
+    let Ok(read) = read else {
+        return Err(ApiError::new(
+            http::StatusCode::REQUEST_TIMEOUT,
+            code::REQUEST_TIMEOUT,
+            format!("the body did not arrive within {} seconds", BODY_TIMEOUT.as_secs()),
+        ));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<LengthLimitError>() => Err(too_large()),
         Err(error) => Err(ApiError::invalid_json(format!("could not read the body: {error}"))),

@@ -5,8 +5,10 @@ pub mod admin;
 mod config_status;
 pub mod error;
 mod event_request;
+mod idle_timeout;
 pub mod ingest;
 pub(crate) mod json_body;
+pub mod server;
 
 use std::sync::Arc;
 

@@ -9,6 +9,7 @@ mod dashboard;
 mod delivery;
 mod disk_full;
 mod health;
+mod hostile_clients;
 mod ingest;
 mod ingest_batch;
 mod logs;
