@@ -10,6 +10,7 @@ mod delivery;
 mod disk_full;
 mod health;
 mod hostile_clients;
+mod hostile_subscribers;
 mod ingest;
 mod ingest_batch;
 mod logs;
