@@ -65,7 +65,8 @@ async fn hostile_subscribers_fail_cleanly_and_slow_no_one_else() {
     let silent = Receiver::start().await;
     silent.answer_by_default(Reply::hang());
     let redirecting = Receiver::start().await;
-    redirecting.answer_by_default(Reply::status(302).with_header("location", "http://169.254.169.254/latest/meta-data/"));
+    redirecting
+        .answer_by_default(Reply::status(302).with_header("location", "http://169.254.169.254/latest/meta-data/"));
     let untrusted = TlsReceiver::start().await;
     let trickling = raw_server(trickle).await;
     let flooding = raw_server(gigantic).await;
@@ -103,11 +104,16 @@ async fn hostile_subscribers_fail_cleanly_and_slow_no_one_else() {
     ];
     for id in &ids {
         for (endpoint, kind) in expected {
-            let delivery = sidecar.finished(&format!("{id}.{endpoint}"), Duration::from_secs(60)).await;
+            let delivery = sidecar
+                .finished(&format!("{id}.{endpoint}"), Duration::from_secs(60))
+                .await;
             assert_eq!(delivery.status, DeliveryStatus::Failed, "{endpoint}");
             let attempt = sidecar.store.attempts(&format!("{id}.{endpoint}")).unwrap().remove(0);
             assert_eq!(attempt.error_kind.as_deref(), Some(kind), "{endpoint}: {attempt:?}");
-            assert!(attempt.response_snippet.len() <= 1024, "{endpoint}: the snippet is capped");
+            assert!(
+                attempt.response_snippet.len() <= 1024,
+                "{endpoint}: the snippet is capped"
+            );
         }
         let healthy = sidecar.store.delivery(&format!("{id}.healthy")).unwrap().unwrap();
         assert_eq!(healthy.status, DeliveryStatus::Succeeded);

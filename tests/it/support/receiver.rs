@@ -18,6 +18,8 @@ pub struct Received {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The status this receiver answered with.
+    pub answered: u16,
 }
 
 impl Received {
@@ -78,6 +80,8 @@ struct Inner {
     received: Vec<Received>,
     script: VecDeque<Reply>,
     default: Option<Reply>,
+    /// The share of unscripted requests answered 500 at random.
+    fail_share: f64,
 }
 
 pub struct Receiver {
@@ -118,6 +122,11 @@ impl Receiver {
         self.inner.lock().unwrap().default = Some(reply);
     }
 
+    /// Unscripted requests fail with 500 at random, `share` of them.
+    pub fn fail_share(&self, share: f64) {
+        self.inner.lock().unwrap().fail_share = share;
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().unwrap().received.clone()
     }
@@ -149,14 +158,20 @@ impl Drop for Receiver {
 async fn record(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let reply = {
         let mut inner = inner.lock().unwrap();
+        let unscripted = if rand::random_bool(inner.fail_share) {
+            Reply::status(500)
+        } else {
+            inner.default.clone().unwrap_or_else(Reply::ok)
+        };
+        let reply = inner.script.pop_front().unwrap_or(unscripted);
         inner.received.push(Received {
             at: Instant::now(),
             path: uri.path().to_owned(),
             headers,
             body,
+            answered: reply.status,
         });
-        let default = inner.default.clone().unwrap_or_else(Reply::ok);
-        inner.script.pop_front().unwrap_or(default)
+        reply
     };
     tokio::time::sleep(reply.delay).await;
     let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
