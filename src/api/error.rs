@@ -117,7 +117,7 @@ impl From<store::Error> for ApiError {
                     "the store cannot take writes right now; nothing was stored, retry later",
                 )
             }
-            store::Error::Corrupt(_) | store::Error::Incompatible(_) => {
+            store::Error::Corrupt(_) | store::Error::Incompatible(_) | store::Error::Damaged(_) => {
                 tracing::error!(%error, "internal store error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL, "internal error")
             }

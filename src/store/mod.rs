@@ -31,11 +31,15 @@
 //!
 //! # Recovery
 //!
-//! RocksDB replays its write-ahead log on open (point-in-time recovery: a
-//! torn tail from a crash mid-write is dropped, and with it only writes
-//! that were never acknowledged). There is no separate "in flight" state to
-//! repair: a delivery stays in `due` until its attempt's outcome is
-//! recorded, so one in flight at a crash is simply due again.
+//! RocksDB replays its write-ahead log on open. A torn record at a log's
+//! tail (a crash mid-write) is dropped, and with it only a write that was
+//! never acknowledged. Damage anywhere else (a corrupt record in the middle
+//! of a log, a missing table file) refuses the open with
+//! [`Error::Damaged`]: starting would silently lose what follows it.
+//!
+//! There is no separate "in flight" state to repair: a delivery stays in
+//! `due` until its attempt's outcome is recorded, so one in flight at a
+//! crash is simply due again.
 //!
 //! After a failed write (a full disk) RocksDB refuses all writes until it
 //! is reopened; [`Store::recover`] does that in place, and every clone of
@@ -101,6 +105,11 @@ pub enum Error {
     Reopening,
     #[error("{0}")]
     Incompatible(String),
+    #[error(
+        "the store is damaged ({0}); hookd will not start on it. Restore storage.path from a backup, \
+         or move it away to start with an empty store (and lose what it holds)"
+    )]
+    Damaged(String),
 }
 
 /// How long [`Store::recover`] waits for reads of the old database to end.
@@ -405,9 +414,10 @@ fn open_db(path: &Path) -> Result<DB, Error> {
     let mut options = Options::default();
     options.create_if_missing(true);
     options.create_missing_column_families(true);
-    // A torn write at the WAL's tail (a crash mid-write) is dropped;
-    // everything synced before it is kept.
-    options.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
+    // A torn write at a log's tail (a crash mid-write, never acknowledged)
+    // is dropped; damage anywhere else refuses the open rather than
+    // silently dropping what follows it.
+    options.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
     options.set_max_background_jobs(2);
     options.set_keep_log_file_num(5);
     options.set_max_log_file_size(8 << 20);
@@ -415,7 +425,14 @@ fn open_db(path: &Path) -> Result<DB, Error> {
     let descriptors = cf::ALL
         .iter()
         .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name)));
-    let db = DB::open_cf_descriptors(&options, path, descriptors)?;
+    let db = DB::open_cf_descriptors(&options, path, descriptors).map_err(|error| {
+        // A corrupt record, or a file the manifest lists that is missing.
+        if error.kind() == rocksdb::ErrorKind::Corruption || error.to_string().contains("No such file") {
+            Error::Damaged(error.to_string())
+        } else {
+            Error::Db(error)
+        }
+    })?;
     check_schema(&db)?;
     Ok(db)
 }

@@ -5,6 +5,7 @@ mod admin;
 mod cli;
 mod config;
 mod crash;
+mod damaged_store;
 mod dashboard;
 mod delivery;
 mod disk_full;

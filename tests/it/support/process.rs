@@ -23,6 +23,32 @@ pub fn check_config(path: &Path, env: &[(&str, &str)]) -> Output {
     command.output().expect("running hookd check-config")
 }
 
+/// `hookd serve --config PATH` when it is expected to refuse to start:
+/// waits up to `patience` for it to exit and returns its output.
+pub fn serve_refused(config: &Path, patience: Duration) -> Output {
+    let mut command = Command::new(hookd_binary());
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    clean_env(&mut command);
+    let mut child = command.spawn().expect("starting hookd serve");
+    let deadline = std::time::Instant::now() + patience;
+    while child.try_wait().expect("polling hookd").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "hookd serve started when it should have refused: {:?}",
+                child.wait_with_output()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("hookd output")
+}
+
 /// Keeps the developer's own HOOKD_ variables out of a test.
 fn clean_env(command: &mut Command) {
     for (name, _) in std::env::vars() {
