@@ -153,7 +153,92 @@ fn string_field(raw: &RawValue, name: &str) -> Result<String, ApiError> {
 
 #[cfg(test)]
 mod tests {
-    use super::nesting_depth;
+    use proptest::collection::{btree_map, vec};
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::config::default_settings;
+
+    /// Any JSON value, nested a few levels.
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("JSON has no NaN", |number| number.is_finite())
+                .prop_map(Value::from),
+            ".{0,10}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                vec(inner.clone(), 0..4).prop_map(Value::Array),
+                btree_map(".{0,6}", inner, 0..4).prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// An event body: known and unknown event types, any `data`, odd ids
+    /// and timestamps, sometimes an unknown field.
+    fn event_body() -> impl Strategy<Value = String> {
+        (
+            prop_oneof!["payment.completed", "enrollment.created", ".{0,12}"],
+            json(),
+            proptest::option::of("[a-zA-Z0-9_.:-]{0,8}|.{0,8}"),
+            proptest::option::of("[0-9T:.+Z-]{0,25}"),
+            proptest::option::of(json()),
+        )
+            .prop_map(|(event, data, id, created_at, extra)| {
+                let mut body = serde_json::Map::new();
+                body.insert("event".into(), Value::from(event));
+                body.insert("data".into(), data);
+                if let Some(id) = id {
+                    body.insert("id".into(), Value::from(id));
+                }
+                if let Some(created_at) = created_at {
+                    body.insert("created_at".into(), Value::from(created_at));
+                }
+                if let Some(extra) = extra {
+                    body.insert("extra".into(), extra);
+                }
+                Value::Object(body).to_string()
+            })
+    }
+
+    fn context(settings: &Settings) -> Context<'_> {
+        Context {
+            settings,
+            now: OffsetDateTime::now_utc(),
+            traceparent: None,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_body_is_an_event_or_a_4xx(text in "(?s).{0,200}") {
+            let settings = default_settings();
+            if let Err(error) = parse_event(&text, &context(&settings)) {
+                prop_assert!(error.status.is_client_error(), "{error:?}");
+            }
+        }
+
+        #[test]
+        fn json_events_keep_their_data_bytes_or_get_a_4xx(body in event_body()) {
+            let settings = default_settings();
+            match parse_event(&body, &context(&settings)) {
+                Ok(event) => {
+                    // The very bytes the app sent, not a re-serialisation.
+                    let sent: std::collections::HashMap<String, &RawValue> = serde_json::from_str(&body).unwrap();
+                    prop_assert_eq!(&event.body[event.data.clone()], sent["data"].get().as_bytes());
+                    let wire: std::collections::HashMap<String, &RawValue> =
+                        serde_json::from_slice(&event.body).unwrap();
+                    prop_assert_eq!(wire["data"].get(), sent["data"].get());
+                }
+                Err(error) => prop_assert!(error.status.is_client_error(), "{error:?}"),
+            }
+        }
+    }
 
     #[test]
     fn depth_counts_brackets_outside_strings() {

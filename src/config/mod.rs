@@ -147,3 +147,96 @@ impl Settings {
         toml::to_string(&self.file.redacted()).expect("the config file shape always serializes")
     }
 }
+
+/// The embedded defaults alone, for tests of code that needs settings.
+#[cfg(test)]
+pub(crate) fn default_settings() -> Settings {
+    from_figment(&Figment::from(Toml::string(DEFAULTS))).expect("the defaults are valid")
+}
+
+#[cfg(test)]
+mod fuzz {
+    //! Any config text gets settings or a list of `SOURCE: KEY: REASON`
+    //! problems, never a panic.
+
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Keys the config knows, written as TOML dotted keys.
+    const KEYS: [&str; 18] = [
+        "ingest.listen",
+        "ingest.max_body_bytes",
+        "ingest.max_batch_events",
+        "admin.listen",
+        "admin.token",
+        "storage.path",
+        "storage.retention",
+        "delivery.timeout",
+        "delivery.concurrency",
+        "delivery.endpoint_concurrency",
+        "delivery.retry_schedule",
+        "delivery.retry_jitter",
+        "delivery.allowed_networks",
+        "delivery.shutdown_grace",
+        "telemetry.log_level",
+        "telemetry.otlp_endpoint",
+        "telemetry.otlp_protocol",
+        "events",
+    ];
+
+    fn toml_string(text: String) -> String {
+        toml::Value::String(text).to_string()
+    }
+
+    /// A TOML value of any kind, leaning to the awkward ones.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ".{0,16}".prop_map(toml_string),
+            "(-?[0-9]{1,12}(ms|s|m|h|d)?|[0-9.:]{1,20}|\\[?[0-9a-f:]{0,20}\\]?:[0-9]{0,6})".prop_map(toml_string),
+            "(https?|ftp|file)://[a-z0-9.:@%\\[\\]-]{0,24}(/[a-z%]{0,6})?".prop_map(toml_string),
+            any::<i64>().prop_map(|number| number.to_string()),
+            any::<f64>().prop_map(|number| toml::Value::Float(number).to_string()),
+            any::<bool>().prop_map(|flag| flag.to_string()),
+            vec(".{0,8}", 0..3).prop_map(|items| {
+                toml::Value::Array(items.into_iter().map(toml::Value::String).collect()).to_string()
+            }),
+            Just("{}".to_owned()),
+        ]
+    }
+
+    fn check(text: &str) -> Result<(), TestCaseError> {
+        let figment = Figment::from(Toml::string(DEFAULTS)).merge(Toml::string(text));
+        if let Err(ConfigErrors(errors)) = from_figment(&figment) {
+            prop_assert!(!errors.is_empty());
+            for error in errors {
+                prop_assert!(!error.source.is_empty() && !error.key.is_empty() && !error.reason.is_empty());
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_settings_or_problems(text in "(?s).{0,300}") {
+            check(&text)?;
+        }
+
+        #[test]
+        fn known_keys_with_any_values(
+            settings in vec((0..KEYS.len(), value()), 0..6),
+            endpoint in vec(value(), 4),
+        ) {
+            let mut text: String = settings
+                .iter()
+                .map(|(key, value)| format!("{} = {value}\n", KEYS[*key]))
+                .collect();
+            text.push_str(&format!(
+                "[[endpoints]]\nid = {}\nurl = {}\nevents = {}\nsecret = {}\n",
+                endpoint[0], endpoint[1], endpoint[2], endpoint[3]
+            ));
+            check(&text)?;
+        }
+    }
+}

@@ -114,7 +114,40 @@ fn is_in(ip: Ipv6Addr, network: u128, length: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn an_ipv4_address_in_ipv6_clothing_gets_the_same_verdict(bits in any::<u32>()) {
+            let v4 = Ipv4Addr::from(bits);
+            let policy = DestinationPolicy::default();
+            prop_assert_eq!(policy.permits(IpAddr::V6(v4.to_ipv6_mapped())), policy.permits(IpAddr::V4(v4)));
+        }
+
+        #[test]
+        fn private_ranges_are_refused_anywhere_inside(
+            range in prop::sample::select(vec![
+                "10.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16",
+                "100.64.0.0/10", "::1/128", "fc00::/7", "fe80::/10",
+            ]),
+            bits in any::<u128>(),
+        ) {
+            let network: IpNet = range.parse().unwrap();
+            let ip = match network {
+                IpNet::V4(net) => {
+                    let host = (bits as u32) & !u32::from(net.netmask());
+                    IpAddr::V4(Ipv4Addr::from(u32::from(net.network()) | host))
+                }
+                IpNet::V6(net) => {
+                    let host = bits & !u128::from(net.netmask());
+                    IpAddr::V6(Ipv6Addr::from(u128::from(net.network()) | host))
+                }
+            };
+            prop_assert!(!DestinationPolicy::default().permits(ip), "{ip} in {range}");
+        }
+    }
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
