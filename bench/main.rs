@@ -6,8 +6,10 @@
 //! ```sh
 //! scripts/bench.sh ingest --clients 1,16,64,256 --seconds 8
 //! scripts/bench.sh deliver --clients 64 --seconds 8
+//! scripts/bench.sh backlog --events 1000000
 //! ```
 
+mod backlog;
 mod baselines;
 mod deliver;
 mod ingest;
@@ -55,6 +57,14 @@ enum Bench {
         #[arg(long)]
         hookd: Option<String>,
     },
+    /// A million deliveries pile up for a subscriber that is out, then
+    /// drain: RSS, disk per event, drain rate, and fresh events meanwhile.
+    Backlog {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long)]
+        hookd: Option<String>,
+    },
     /// Baseline: answers every POST with 202 and stores nothing.
     BareServer {
         #[arg(long)]
@@ -87,5 +97,6 @@ fn main() -> anyhow::Result<()> {
             seconds,
             hookd: binary,
         } => runtime.block_on(deliver::run(clients, Duration::from_secs(seconds), &hookd(binary))),
+        Bench::Backlog { events, hookd: binary } => runtime.block_on(backlog::run(events, &hookd(binary))),
     }
 }

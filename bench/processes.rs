@@ -31,6 +31,12 @@ impl Drop for ScratchDir {
 /// Kills its child when dropped.
 pub struct ChildGuard(Child);
 
+impl ChildGuard {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -68,6 +74,24 @@ pub async fn start_baseline(args: &[&str], port: u16) -> anyhow::Result<ChildGua
 /// every event at `endpoint_url`; returns it once listening, and its
 /// ingest URL.
 pub async fn start_hookd(binary: &str, dir: &Path, endpoint_url: &str) -> anyhow::Result<(ChildGuard, String)> {
+    let endpoints = format!(
+        "[[endpoints]]\nid = \"bench\"\nurl = \"{endpoint_url}\"\nevents = [\"*\"]\nsecret = \"bench-secret\"\n"
+    );
+    let hookd = start_hookd_with(binary, dir, &endpoints).await?;
+    Ok((hookd.child, format!("{}/v1/events", hookd.ingest)))
+}
+
+/// A running hookd and its two base URLs.
+pub struct Hookd {
+    pub child: ChildGuard,
+    pub ingest: String,
+    pub admin: String,
+    pub data: PathBuf,
+}
+
+/// Starts `hookd serve` on a fresh data directory with `endpoints` (TOML
+/// `[[endpoints]]` tables); returns it once listening.
+pub async fn start_hookd_with(binary: &str, dir: &Path, endpoints: &str) -> anyhow::Result<Hookd> {
     let ingest_port = free_port()?;
     let admin_port = free_port()?;
     let config = dir.join(format!("hookd-{ingest_port}.toml"));
@@ -86,12 +110,7 @@ path = "{}"
 allow_private_networks = true
 [telemetry]
 log_level = "warn"
-[[endpoints]]
-id = "bench"
-url = "{endpoint_url}"
-events = ["*"]
-secret = "bench-secret"
-"#,
+{endpoints}"#,
             data.display()
         ),
     )?;
@@ -101,9 +120,14 @@ secret = "bench-secret"
         .stdout(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {binary}"))?;
-    let guard = ChildGuard(child);
+    let child = ChildGuard(child);
     wait_until_up(ingest_port).await?;
-    Ok((guard, format!("http://127.0.0.1:{ingest_port}/v1/events")))
+    Ok(Hookd {
+        child,
+        ingest: format!("http://127.0.0.1:{ingest_port}"),
+        admin: format!("http://127.0.0.1:{admin_port}"),
+        data,
+    })
 }
 
 /// The `hookd` binary built beside this one.

@@ -14,6 +14,16 @@ use http::StatusCode;
 pub struct Arrivals(Arc<Mutex<HashMap<String, Instant>>>);
 
 impl Arrivals {
+    /// How many distinct ids have arrived.
+    pub fn count(&self) -> usize {
+        self.0.lock().expect("arrivals lock").len()
+    }
+
+    /// When `id` arrived, if it did.
+    pub fn at(&self, id: &str) -> Option<Instant> {
+        self.0.lock().expect("arrivals lock").get(id).copied()
+    }
+
     /// Waits until every id in `ids` has arrived, or `patience` is over;
     /// returns the arrival times found.
     pub async fn wait_for(&self, ids: &[&str], patience: Duration) -> Vec<Option<Instant>> {
