@@ -76,8 +76,11 @@ pub async fn run(events: usize, hookd: &str) -> anyhow::Result<()> {
         let (url, draining) = (format!("{}/v1/events", hookd.ingest), draining.clone());
         tokio::spawn(async move {
             let mut samples = Vec::new();
+            let mut round = 0;
             while draining.load(Ordering::Relaxed) {
-                samples.extend(paced(&url, FRESH_RATE, Duration::from_secs(5), "fresh").await?);
+                let tag = format!("fresh{round}");
+                samples.extend(paced(&url, FRESH_RATE, Duration::from_secs(5), &tag).await?);
+                round += 1;
             }
             anyhow::Ok(samples)
         })

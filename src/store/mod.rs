@@ -67,7 +67,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use rocksdb::{
-    ColumnFamilyDescriptor, DB, DBRecoveryMode, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBRecoveryMode, Direction, IteratorMode, Options,
+    ReadOptions, WriteBatch, WriteOptions,
 };
 
 pub use attempts::{AttemptRecord, NextStep};
@@ -421,10 +422,15 @@ fn open_db(path: &Path) -> Result<DB, Error> {
     options.set_max_background_jobs(2);
     options.set_keep_log_file_num(5);
     options.set_max_log_file_size(8 << 20);
-    options.set_write_buffer_size(16 << 20);
+    // Memory stays bounded however large the queue: all memtables together
+    // are flushed past MEMTABLE_BUDGET, and one block cache serves every
+    // column family.
+    options.set_db_write_buffer_size(MEMTABLE_BUDGET);
+    let cache = Cache::new_lru_cache(BLOCK_CACHE);
+    bound_memory(&mut options, &cache);
     let descriptors = cf::ALL
         .iter()
-        .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name)));
+        .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, &cache)));
     let db = DB::open_cf_descriptors(&options, path, descriptors).map_err(|error| {
         // A corrupt record, or a file the manifest lists that is missing.
         if error.kind() == rocksdb::ErrorKind::Corruption || error.to_string().contains("No such file") {
@@ -474,8 +480,29 @@ fn column_family<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
         .unwrap_or_else(|| panic!("column family {name} is created at open"))
 }
 
-fn cf_options(name: &str) -> Options {
+/// What every column family's memtables may hold together.
+const MEMTABLE_BUDGET: usize = 64 << 20;
+/// One memtable of one column family, before it is flushed.
+const MEMTABLE_SIZE: usize = 16 << 20;
+/// The block cache of data blocks all column families share.
+const BLOCK_CACHE: usize = 32 << 20;
+
+/// Small memtables and the shared block cache, for one column family.
+fn bound_memory(options: &mut Options, cache: &Cache) {
+    options.set_write_buffer_size(MEMTABLE_SIZE);
+    let mut table = BlockBasedOptions::default();
+    // Index and filter blocks stay with their table files, outside the
+    // cache: read once per file, not fought over with data blocks.
+    table.set_block_cache(cache);
+    // Point reads (a delivery, its event) skip the files that cannot hold
+    // the key, however many files a large queue has.
+    table.set_bloom_filter(10.0, false);
+    options.set_block_based_table_factory(&table);
+}
+
+fn cf_options(name: &str, cache: &Cache) -> Options {
     let mut options = Options::default();
+    bound_memory(&mut options, cache);
     match name {
         cf::EVENTS | cf::ATTEMPTS => options.set_compression_type(rocksdb::DBCompressionType::Lz4),
         // Index entries are deleted as fast as they are written; files that
