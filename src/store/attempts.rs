@@ -7,12 +7,12 @@
 //! was, so an attempt cut short by a crash is simply due again, under the
 //! same number.
 
-use rocksdb::{DB, WriteBatch, WriteOptions};
+use rocksdb::{DB, WriteBatch};
 use serde::{Deserialize, Serialize};
 
 use super::keys::{self, Finished};
 use super::records::{DeliveryRecord, DeliveryStatus};
-use super::{Error, Store, cf, column_family, with_prefix};
+use super::{Durability, Error, Store, cf, column_family, with_prefix};
 
 /// One attempt as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,7 +76,7 @@ impl Store {
         batch.put_cf(column_family(&db, cf::DELIVERIES), id, record.encode());
         // Not synced: a process crash keeps it (the WAL is in the OS), and
         // a power cut that loses it only means the attempt is made again.
-        self.write(&db, batch, &WriteOptions::default())
+        self.write(&db, batch, Durability::Written)
     }
 
     /// Every recorded attempt of a delivery, in order.

@@ -339,7 +339,7 @@ impl Store {
         record.finished_at = Some(at_ms);
         self.index(&db, &mut batch, id, &record);
         batch.put_cf(column_family(&db, cf::DELIVERIES), id, record.encode());
-        self.write(&db, batch, &WriteOptions::default())
+        self.write(&db, batch, Durability::Written)
     }
 
     /// Removes what finished before `now_ms - retention_ms`; see [`retention`].
@@ -401,13 +401,35 @@ impl Store {
         }
     }
 
-    /// Writes `batch`; a failure marks the store for [`Store::recover`].
-    fn write(&self, db: &DB, batch: WriteBatch, options: &WriteOptions) -> Result<(), Error> {
-        db.write_opt(batch, options).map_err(|error| {
+    /// Writes `batch`, synced to disk when `durability` says so; a failure
+    /// marks the store for [`Store::recover`].
+    fn write(&self, db: &DB, batch: WriteBatch, durability: Durability) -> Result<(), Error> {
+        write(db, batch, durability).map_err(|error| {
             self.failed.store(true, Ordering::SeqCst);
             Error::from(error)
         })
     }
+}
+
+/// Whether a write must be on disk before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Synced: survives a power cut.
+    Synced,
+    /// In the operating system's page cache: survives the process dying.
+    Written,
+}
+
+/// Writes `batch`; for [`Durability::Synced`], then syncs the write-ahead
+/// log. The sync is not part of the write itself, so unsynced writes made
+/// meanwhile (attempt records) never join a group that waits for an fsync:
+/// delivery does not queue behind ingest's fsyncs.
+fn write(db: &DB, batch: WriteBatch, durability: Durability) -> Result<(), rocksdb::Error> {
+    db.write_opt(batch, &WriteOptions::default())?;
+    if durability == Durability::Synced {
+        db.flush_wal(true)?;
+    }
+    Ok(())
 }
 
 /// Opens the database with every column family, and checks its schema.

@@ -1,10 +1,10 @@
 //! Operator actions on the store: pausing endpoints, retrying failed
 //! deliveries by hand. Each is one atomic write.
 
-use rocksdb::{WriteBatch, WriteOptions};
+use rocksdb::WriteBatch;
 
 use super::records::DeliveryStatus;
-use super::{Error, Store, cf, column_family, with_prefix};
+use super::{Durability, Error, Store, cf, column_family, with_prefix};
 
 /// Keys in the default column family that mark an operator's pause.
 const PAUSED_PREFIX: &str = "paused/";
@@ -31,9 +31,7 @@ impl Store {
         } else {
             batch.delete(key);
         }
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
-        self.write(&db, batch, &options)
+        self.write(&db, batch, Durability::Synced)
     }
 
     /// The endpoints an operator has paused.
@@ -82,9 +80,7 @@ impl Store {
         record.manual_retry = true;
         self.index(&db, &mut batch, id, &record);
         batch.put_cf(column_family(&db, cf::DELIVERIES), id, record.encode());
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
-        self.write(&db, batch, &options)?;
+        self.write(&db, batch, Durability::Synced)?;
         Ok(())
     }
 }

@@ -21,14 +21,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
-use rocksdb::{DB, WriteBatch, WriteOptions};
+use rocksdb::{DB, WriteBatch};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::{mpsc, oneshot};
 
 use super::keys::{self, Finished};
 use super::records::{DeliveryRecord, DeliveryStatus, EventMeta, EventRecord};
-use super::{Error, cf, column_family};
+use super::{Durability, Error, cf, column_family};
 
 /// Requests waiting for the writer; senders wait when it is full.
 const QUEUE_DEPTH: usize = 4096;
@@ -222,10 +222,8 @@ fn commit(db: &DB, counters: &Counters, failed: &AtomicBool, group: Vec<Request>
     let written = if batch.is_empty() {
         Ok(())
     } else {
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
         let timer = counters.write_seconds.start_timer();
-        db.write_opt(batch, &options).inspect(|()| {
+        super::write(db, batch, Durability::Synced).inspect(|()| {
             timer.observe_duration();
             counters.synced_writes.fetch_add(1, Ordering::Relaxed);
             counters.events.fetch_add(new_events, Ordering::Relaxed);
