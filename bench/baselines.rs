@@ -25,7 +25,10 @@ pub async fn bare_server(listen: SocketAddr) -> anyhow::Result<()> {
         std::hint::black_box(body);
         (StatusCode::ACCEPTED, ACCEPTED)
     }
-    serve(listen, Router::new().route("/v1/events", post(accept))).await
+    let router = Router::new()
+        .route("/v1/events", post(accept))
+        .route("/v1/events/batch", post(accept));
+    serve(listen, router).await
 }
 
 #[derive(Clone)]

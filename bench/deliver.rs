@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::load::{Sample, closed_loop, millis, paced, quantile};
 use crate::processes::{ScratchDir, free_port, start_baseline, start_hookd};
 use crate::receiver::{self, Arrivals};
+use crate::report::Row;
 
 /// How long the harness waits for the last deliveries of a phase.
 const DRAIN_PATIENCE: Duration = Duration::from_secs(120);
@@ -18,14 +19,19 @@ struct Figures {
     p99: Duration,
 }
 
-pub async fn run(clients: usize, duration: Duration, hookd: &str) -> anyhow::Result<()> {
+/// Delivered events per second with `clients` posting, and latency from
+/// the 202 to the subscriber at half of hookd's rate, beside the bare
+/// forwarder; and hookd's CPU per 1,000 delivered events.
+pub async fn rows(clients: usize, duration: Duration, hookd: &str) -> anyhow::Result<Vec<Row>> {
     let dir = ScratchDir::new()?;
     let receiver_port = free_port()?;
     let arrivals = receiver::start(receiver_port).await?;
     let subscriber = format!("http://127.0.0.1:{receiver_port}/hook");
 
     let (child, url) = start_hookd(hookd, dir.path(), &subscriber).await?;
+    let cpu = child.cpu_seconds();
     let hookd_max = throughput(&url, clients, duration, "hookd", &arrivals).await?;
+    let hookd_cpu = child.cpu_seconds() - cpu;
     let rate = hookd_max.0 / 2.0;
     let hookd_figures = latency(&url, rate, duration, "hookd", &arrivals, hookd_max).await?;
     drop(child);
@@ -43,48 +49,58 @@ pub async fn run(clients: usize, duration: Duration, hookd: &str) -> anyhow::Res
     )
     .await?;
     let forwarder_url = format!("http://127.0.0.1:{port}/v1/events");
+    let cpu = forwarder.cpu_seconds();
     let forwarder_max = throughput(&forwarder_url, clients, duration, "fwd", &arrivals).await?;
+    let forwarder_cpu = forwarder.cpu_seconds() - cpu;
     let forwarder_figures = latency(&forwarder_url, rate, duration, "fwd", &arrivals, forwarder_max).await?;
     drop(forwarder);
 
-    println!(
-        "end to end: {clients} clients posting for {} s; latency from the 202 to the subscriber at {rate:.0} ev/s (half of hookd's rate)",
-        duration.as_secs()
-    );
-    println!(
-        "{:>10} | {:>14} {:>6} | {:>9} {:>9}",
-        "", "delivered ev/s", "lost", "p50", "p99"
-    );
-    for (name, figures) in [("hookd", &hookd_figures), ("forwarder", &forwarder_figures)] {
-        println!(
-            "{name:>10} | {:>14.0} {:>6} | {:>9} {:>9}",
-            figures.delivered_per_second,
-            figures.lost,
-            millis(figures.p50),
-            millis(figures.p99)
-        );
-    }
-    println!(
-        "{:>10} | {:>14.2} {:>6} | {:>9.2} {:>9.2}",
-        "ratio",
-        hookd_figures.delivered_per_second / forwarder_figures.delivered_per_second,
-        "",
-        hookd_figures.p50.as_secs_f64() / forwarder_figures.p50.as_secs_f64(),
-        hookd_figures.p99.as_secs_f64() / forwarder_figures.p99.as_secs_f64()
-    );
-    Ok(())
+    let per_thousand = |cpu: f64, (_, _, delivered): (f64, usize, usize)| cpu / delivered.max(1) as f64 * 1000.0;
+    Ok(vec![
+        Row {
+            figure: format!("end to end, 1 endpoint, {clients} clients"),
+            unit: "delivered/s",
+            hookd: hookd_figures.delivered_per_second,
+            baseline_name: "bare forwarder",
+            baseline: forwarder_figures.delivered_per_second,
+            detail: format!(
+                "lost: hookd {}, forwarder {}",
+                hookd_figures.lost, forwarder_figures.lost
+            ),
+        },
+        Row {
+            figure: format!("202 to subscriber p99, at {rate:.0}/s"),
+            unit: "ms",
+            hookd: hookd_figures.p99.as_secs_f64() * 1000.0,
+            baseline_name: "bare forwarder",
+            baseline: forwarder_figures.p99.as_secs_f64() * 1000.0,
+            detail: format!(
+                "p50: hookd {}, forwarder {}; lower is better",
+                millis(hookd_figures.p50),
+                millis(forwarder_figures.p50)
+            ),
+        },
+        Row {
+            figure: "CPU per 1,000 delivered events".into(),
+            unit: "s",
+            hookd: per_thousand(hookd_cpu, hookd_max),
+            baseline_name: "bare forwarder",
+            baseline: per_thousand(forwarder_cpu, forwarder_max),
+            detail: "lower is better".into(),
+        },
+    ])
 }
 
 /// Closed-loop posting, then waiting for every delivery: events delivered
-/// per second from the first post to the last arrival, and how many never
-/// arrived.
+/// per second from the first post to the last arrival, how many never
+/// arrived, and how many did.
 async fn throughput(
     url: &str,
     clients: usize,
     duration: Duration,
     tag: &str,
     arrivals: &Arrivals,
-) -> anyhow::Result<(f64, usize)> {
+) -> anyhow::Result<(f64, usize, usize)> {
     let started = Instant::now();
     let samples = closed_loop(url, clients, duration, &format!("{tag}_max")).await?;
     let arrived = arrivals_of(&samples, arrivals).await;
@@ -93,6 +109,7 @@ async fn throughput(
     Ok((
         delivered as f64 / (last - started).as_secs_f64(),
         samples.len() - delivered,
+        delivered,
     ))
 }
 
@@ -103,7 +120,7 @@ async fn latency(
     duration: Duration,
     tag: &str,
     arrivals: &Arrivals,
-    (delivered_per_second, lost_at_max): (f64, usize),
+    (delivered_per_second, lost_at_max, _): (f64, usize, usize),
 ) -> anyhow::Result<Figures> {
     let samples = paced(url, rate, duration, &format!("{tag}_paced")).await?;
     let arrived = arrivals_of(&samples, arrivals).await;

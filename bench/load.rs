@@ -44,9 +44,30 @@ fn client(connections: usize) -> HttpClient {
 }
 
 async fn post(client: &HttpClient, url: &str, id: String) -> anyhow::Result<Sample> {
+    let mut samples = post_events(client, url, vec![id], event_body).await?;
+    Ok(samples.remove(0))
+}
+
+/// Posts `ids` as one event (one id, to `/v1/events`) or one batch (to
+/// `/v1/events/batch`); one sample per event.
+async fn post_events(
+    client: &HttpClient,
+    url: &str,
+    ids: Vec<String>,
+    body: fn(&str) -> Bytes,
+) -> anyhow::Result<Vec<Sample>> {
+    let payload = if ids.len() == 1 {
+        body(&ids[0])
+    } else {
+        let events: Vec<String> = ids
+            .iter()
+            .map(|id| String::from_utf8_lossy(&body(id)).into_owned())
+            .collect();
+        Bytes::from(format!(r#"{{"events":[{}]}}"#, events.join(",")))
+    };
     let request = Request::post(url)
         .header("content-type", "application/json")
-        .body(Full::new(event_body(&id)))?;
+        .body(Full::new(payload))?;
     let sent = Instant::now();
     let response = client.request(request).await?;
     let status = response.status();
@@ -54,15 +75,19 @@ async fn post(client: &HttpClient, url: &str, id: String) -> anyhow::Result<Samp
     if status != StatusCode::ACCEPTED {
         bail!("unexpected status {status}");
     }
-    Ok(Sample {
-        id,
-        sent,
-        acked: Instant::now(),
-    })
+    let acked = Instant::now();
+    Ok(ids.into_iter().map(|id| Sample { id, sent, acked }).collect())
 }
 
-/// `clients` loops posting back to back for `duration`.
-pub async fn closed_loop(url: &str, clients: usize, duration: Duration, tag: &str) -> anyhow::Result<Vec<Sample>> {
+/// `clients` loops posting batches of `batch` events back to back for
+/// `duration` (to the batch URL, unless `batch` is 1).
+pub async fn closed_loop_batches(
+    url: &str,
+    clients: usize,
+    batch: usize,
+    duration: Duration,
+    tag: &str,
+) -> anyhow::Result<Vec<Sample>> {
     let client = client(clients);
     let url: Arc<str> = url.into();
     let deadline = Instant::now() + duration;
@@ -74,7 +99,8 @@ pub async fn closed_loop(url: &str, clients: usize, duration: Duration, tag: &st
                 let mut samples = Vec::new();
                 let mut n = 0u64;
                 while Instant::now() < deadline {
-                    samples.push(post(&client, &url, format!("{tag}_{worker}_{n}")).await?);
+                    let ids = (0..batch).map(|i| format!("{tag}_{worker}_{n}_{i}")).collect();
+                    samples.extend(post_events(&client, &url, ids, event_body).await?);
                     n += 1;
                 }
                 anyhow::Ok(samples)
@@ -86,6 +112,11 @@ pub async fn closed_loop(url: &str, clients: usize, duration: Duration, tag: &st
         samples.extend(task.await??);
     }
     Ok(samples)
+}
+
+/// `clients` loops posting single events back to back for `duration`.
+pub async fn closed_loop(url: &str, clients: usize, duration: Duration, tag: &str) -> anyhow::Result<Vec<Sample>> {
+    closed_loop_batches(url, clients, 1, duration, tag).await
 }
 
 /// Posts at `rate` events per second for `duration`, at most 256 at once.

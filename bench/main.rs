@@ -4,6 +4,7 @@
 //! machine shows up in both columns rather than in the ratio.
 //!
 //! ```sh
+//! scripts/bench.sh all --seconds 8 --write docs   # every figure, one table
 //! scripts/bench.sh ingest --clients 1,16,64,256 --seconds 8
 //! scripts/bench.sh deliver --clients 64 --seconds 8
 //! scripts/bench.sh backlog --events 1000000
@@ -12,10 +13,12 @@
 mod backlog;
 mod baselines;
 mod deliver;
+mod disk_ceiling;
 mod ingest;
 mod load;
 mod processes;
 mod receiver;
+mod report;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -34,6 +37,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// Every figure (ingest, end to end, costs) in one table; with
+    /// `--write DIR`, also `DIR/benchmarks-table.md` and
+    /// `DIR/benchmarks.svg`.
+    All {
+        #[arg(long, default_value_t = 8)]
+        seconds: u64,
+        /// A short run with few clients, to check that the harness works.
+        #[arg(long)]
+        smoke: bool,
+        #[arg(long)]
+        write: Option<std::path::PathBuf>,
+        #[arg(long)]
+        hookd: Option<String>,
+    },
     /// Acknowledged events per second and latency to the answer, for hookd
     /// (WAL synced) beside a bare HTTP server that stores nothing.
     Ingest {
@@ -91,12 +108,44 @@ fn main() -> anyhow::Result<()> {
             clients,
             seconds,
             hookd: binary,
-        } => runtime.block_on(ingest::run(&clients, Duration::from_secs(seconds), &hookd(binary))),
+        } => {
+            let duration = Duration::from_secs(seconds);
+            let rows = runtime.block_on(ingest::rows(&clients, 16, 64, duration, &hookd(binary)))?;
+            report::print(&rows);
+            Ok(())
+        }
         Bench::Deliver {
             clients,
             seconds,
             hookd: binary,
-        } => runtime.block_on(deliver::run(clients, Duration::from_secs(seconds), &hookd(binary))),
+        } => {
+            let rows = runtime.block_on(deliver::rows(clients, Duration::from_secs(seconds), &hookd(binary)))?;
+            report::print(&rows);
+            Ok(())
+        }
+        Bench::All {
+            seconds,
+            smoke,
+            write,
+            hookd: binary,
+        } => {
+            let binary = hookd(binary);
+            let duration = Duration::from_secs(seconds);
+            let (clients, batch_clients, deliver_clients): (&[usize], usize, usize) = if smoke {
+                (&[1, 4], 4, 4)
+            } else {
+                (&[1, 16, 64, 256], 16, 64)
+            };
+            let mut rows =
+                runtime.block_on(ingest::rows(clients, batch_clients, deliver_clients, duration, &binary))?;
+            rows.extend(runtime.block_on(deliver::rows(deliver_clients, duration, &binary))?);
+            report::print(&rows);
+            if let Some(dir) = write {
+                std::fs::write(dir.join("benchmarks-table.md"), report::markdown(&rows))?;
+                std::fs::write(dir.join("benchmarks.svg"), report::svg(&rows))?;
+            }
+            Ok(())
+        }
         Bench::Backlog { events, hookd: binary } => runtime.block_on(backlog::run(events, &hookd(binary))),
     }
 }

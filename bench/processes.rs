@@ -12,7 +12,12 @@ pub struct ScratchDir(PathBuf);
 
 impl ScratchDir {
     pub fn new() -> anyhow::Result<ScratchDir> {
-        let path = std::env::temp_dir().join(format!("hookd-bench-{}", std::process::id()));
+        ScratchDir::new_named("run")
+    }
+
+    /// A directory of its own for one part of a run.
+    pub fn new_named(name: &str) -> anyhow::Result<ScratchDir> {
+        let path = std::env::temp_dir().join(format!("hookd-bench-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&path)?;
         Ok(ScratchDir(path))
     }
@@ -34,6 +39,33 @@ pub struct ChildGuard(Child);
 impl ChildGuard {
     pub fn pid(&self) -> u32 {
         self.0.id()
+    }
+
+    /// CPU seconds (user and system) the process has used so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // The fields after the command name, which is in parentheses.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+        let ticks = |index: usize| {
+            fields
+                .get(index)
+                .and_then(|field| field.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime, in clock ticks of 1/100 s.
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
+    /// The most resident memory the process has had, in MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
     }
 }
 
