@@ -72,10 +72,11 @@ pub async fn rows(
         drop(child);
         drop(silent);
 
+        let plural = if count == 1 { "" } else { "s" };
         let figure = if batch == 1 {
-            format!("ingest, {count} clients")
+            format!("ingest, {count} client{plural}")
         } else {
-            format!("ingest, batches of {batch}, {count} clients")
+            format!("ingest, batches of {batch}, {count} client{plural}")
         };
         rows.push(Row {
             figure: figure.clone(),

@@ -141,7 +141,11 @@ fn main() -> anyhow::Result<()> {
             rows.extend(runtime.block_on(deliver::rows(deliver_clients, duration, &binary))?);
             report::print(&rows);
             if let Some(dir) = write {
-                std::fs::write(dir.join("benchmarks-table.md"), report::markdown(&rows))?;
+                let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+                std::fs::write(
+                    dir.join("benchmarks-table.md"),
+                    format!("{}\n{}", report::machine(&command), report::markdown(&rows)),
+                )?;
                 std::fs::write(dir.join("benchmarks.svg"), report::svg(&rows))?;
             }
             Ok(())

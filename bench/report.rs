@@ -51,6 +51,24 @@ pub fn print(rows: &[Row]) {
     }
 }
 
+/// Where and how the figures were measured, as a Markdown paragraph.
+pub fn machine(command: &str) -> String {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory = read("/proc/meminfo")
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1048576.0);
+    let kernel = read("/proc/sys/kernel/osrelease");
+    let date = time::OffsetDateTime::now_utc().date();
+    format!(
+        "Measured {date} on {cpus} CPUs, {memory:.0} GiB, Linux {}, with `hookd-bench {command}` \
+         (hookd and the baselines as child processes, the load from the harness, all on this machine).\n",
+        kernel.trim()
+    )
+}
+
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::from("| figure | hookd | baseline | baseline's figure | ratio | detail |\n");
     out.push_str("|---|---:|---|---:|---:|---|\n");
@@ -73,7 +91,7 @@ pub fn markdown(rows: &[Row]) -> String {
 /// A horizontal bar per row: the ratio to its baseline, with 0.5 (the
 /// targets) and 1.0 marked.
 pub fn svg(rows: &[Row]) -> String {
-    const LABEL: f64 = 380.0;
+    const LABEL: f64 = 560.0;
     const BAR: f64 = 420.0;
     const HEIGHT: f64 = 26.0;
     let scale = rows.iter().map(Row::ratio).fold(1.0, f64::max).min(4.0);
@@ -93,7 +111,7 @@ pub fn svg(rows: &[Row]) -> String {
             r##"<text x="{}" y="{}" text-anchor="end">{}</text><rect x="{LABEL}" y="{}" width="{length:.1}" height="{}" fill="#4a7bd0"/><text x="{:.1}" y="{}">{:.2}</text>"##,
             LABEL - 8.0,
             y + 15.0,
-            escape(&row.figure),
+            escape(&format!("{} vs {}", row.figure, row.baseline_name)),
             y + 3.0,
             HEIGHT - 8.0,
             LABEL + length + 4.0,

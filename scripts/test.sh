@@ -17,3 +17,7 @@ echo "== cargo test" >&2
 # disk-full test mounts a small tmpfs (as root, as CI runs).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 cargo test --all-targets --locked
+echo "== hookd-bench smoke run" >&2
+# A second or so of every figure, so the load harness cannot rot.
+cargo build --locked --bins
+"${CARGO_TARGET_DIR:-/var/tmp/hookd-target}/debug/hookd-bench" all --smoke --seconds 1
