@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -27,7 +27,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::load::{millis, paced, quantile};
-use crate::processes::{ScratchDir, free_port, start_hookd_with};
+use crate::processes::{ScratchDir, free_port, rss_mib, start_hookd_with};
 use crate::receiver;
 
 const BATCH: usize = 100;
@@ -55,7 +55,7 @@ pub async fn run(events: usize, hookd: &str) -> anyhow::Result<()> {
         bail!("pausing the endpoint: {}", paused.status());
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle_rss = rss_mib(hookd.child.pid())?;
+    let idle_rss = hookd.child.rss_mib();
 
     let sampling = RssSampler::start(hookd.child.pid());
     let started = Instant::now();
@@ -100,7 +100,7 @@ pub async fn run(events: usize, hookd: &str) -> anyhow::Result<()> {
     draining.store(false, Ordering::Relaxed);
     let fresh = fresh.await??;
     let drain_rss = sampling.stop().await;
-    let final_rss = rss_mib(hookd.child.pid())?;
+    let final_rss = hookd.child.rss_mib();
 
     let mut latencies: Vec<Duration> = Vec::new();
     let mut missing = 0;
@@ -194,17 +194,6 @@ async fn arrival(arrivals: &receiver::Arrivals, id: &str) -> Option<Instant> {
     None
 }
 
-/// The resident set of process `pid`, in MiB.
-fn rss_mib(pid: u32) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS")?;
-    Ok(kib / 1024.0)
-}
-
 /// Everything under `path`, in bytes.
 fn directory_bytes(path: &Path) -> anyhow::Result<u64> {
     let mut total = 0;
@@ -238,7 +227,7 @@ impl RssSampler {
         let task = tokio::spawn(async move {
             let mut samples = Vec::new();
             while !stopped.load(Ordering::Relaxed) {
-                samples.extend(rss_mib(pid).ok());
+                samples.push(rss_mib(pid));
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             samples

@@ -19,6 +19,7 @@ mod load;
 mod processes;
 mod receiver;
 mod report;
+mod steady;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -79,6 +80,16 @@ enum Bench {
     Backlog {
         #[arg(long, default_value_t = 1_000_000)]
         events: usize,
+        #[arg(long)]
+        hookd: Option<String>,
+    },
+    /// A steady rate for minutes, delivered to a fast subscriber, with
+    /// hookd's RSS every 30 s: does memory stay flat?
+    Steady {
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
         #[arg(long)]
         hookd: Option<String>,
     },
@@ -151,5 +162,10 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Bench::Backlog { events, hookd: binary } => runtime.block_on(backlog::run(events, &hookd(binary))),
+        Bench::Steady {
+            minutes,
+            rate,
+            hookd: binary,
+        } => runtime.block_on(steady::run(minutes, rate, &hookd(binary))),
     }
 }

@@ -58,14 +58,14 @@ impl ChildGuard {
         (ticks(11) + ticks(12)) / 100.0
     }
 
+    /// The process's resident memory now, in MiB.
+    pub fn rss_mib(&self) -> f64 {
+        rss_mib(self.pid())
+    }
+
     /// The most resident memory the process has had, in MiB.
     pub fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(0.0, |kib| kib / 1024.0)
+        status_mib(self.pid(), "VmHWM:")
     }
 }
 
@@ -74,6 +74,21 @@ impl Drop for ChildGuard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The resident memory of process `pid` now, in MiB (0 if it is gone).
+pub fn rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmRSS:")
+}
+
+/// A figure of `/proc/PID/status` given in kB, in MiB.
+fn status_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
 }
 
 pub fn free_port() -> anyhow::Result<u16> {
