@@ -4,7 +4,8 @@
 //! - `bare-server`: reads the body and answers 202, storing nothing (the
 //!   HTTP ceiling);
 //! - `bare-forwarder`: answers 202, then passes each body on to a target
-//!   with one POST, without storing or signing (the forwarding ceiling).
+//!   with one POST per endpoint, without storing or signing (the
+//!   forwarding ceiling).
 
 use std::net::SocketAddr;
 
@@ -35,24 +36,31 @@ pub async fn bare_server(listen: SocketAddr) -> anyhow::Result<()> {
 struct Forward {
     client: Client<HttpConnector, Full<Bytes>>,
     target: String,
+    copies: usize,
 }
 
-pub async fn bare_forwarder(listen: SocketAddr, target: String) -> anyhow::Result<()> {
+/// Answers 202, then posts each body `copies` times to `target` (as hookd
+/// delivers to that many endpoints).
+pub async fn bare_forwarder(listen: SocketAddr, target: String, copies: usize) -> anyhow::Result<()> {
     async fn accept(State(forward): State<Forward>, body: Bytes) -> (StatusCode, &'static str) {
-        tokio::spawn(async move {
-            let request = Request::post(&forward.target)
-                .header("content-type", "application/json")
-                .body(Full::new(body))
-                .expect("a valid request");
-            if let Ok(response) = forward.client.request(request).await {
-                let _ = response.into_body().collect().await;
-            }
-        });
+        for copy in 0..forward.copies {
+            let (forward, body) = (forward.clone(), body.clone());
+            tokio::spawn(async move {
+                let request = Request::post(format!("{}/{copy}", forward.target))
+                    .header("content-type", "application/json")
+                    .body(Full::new(body))
+                    .expect("a valid request");
+                if let Ok(response) = forward.client.request(request).await {
+                    let _ = response.into_body().collect().await;
+                }
+            });
+        }
         (StatusCode::ACCEPTED, ACCEPTED)
     }
     let forward = Forward {
         client: Client::builder(TokioExecutor::new()).build_http(),
         target,
+        copies,
     };
     serve(
         listen,

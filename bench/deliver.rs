@@ -1,11 +1,12 @@
 //! End to end: events delivered per second to one fast local subscriber,
 //! and the latency from the 202 to the subscriber receiving the event at
-//! half of hookd's maximum rate, for hookd beside the bare forwarder.
+//! half of hookd's maximum rate, for hookd beside the bare forwarder; and
+//! deliveries per second when each event goes to ten endpoints.
 
 use std::time::{Duration, Instant};
 
 use crate::load::{Sample, closed_loop, millis, paced, quantile};
-use crate::processes::{ScratchDir, free_port, start_baseline, start_hookd};
+use crate::processes::{ScratchDir, free_port, start_baseline, start_hookd, start_hookd_with};
 use crate::receiver::{self, Arrivals};
 use crate::report::Row;
 
@@ -89,6 +90,84 @@ pub async fn rows(clients: usize, duration: Duration, hookd: &str) -> anyhow::Re
             detail: "lower is better".into(),
         },
     ])
+}
+
+/// Deliveries per second when every event goes to `endpoints` endpoints,
+/// beside the forwarder posting each body that many times.
+pub async fn fanout_row(clients: usize, endpoints: usize, duration: Duration, hookd: &str) -> anyhow::Result<Row> {
+    let dir = ScratchDir::new_named("fanout")?;
+    let port = free_port()?;
+    let arrivals = receiver::start(port).await?;
+    let subscriber = format!("http://127.0.0.1:{port}/hook");
+    let config: String = (0..endpoints)
+        .map(|i| {
+            format!("[[endpoints]]\nid = \"e{i}\"\nurl = \"{subscriber}/{i}\"\nevents = [\"*\"]\nsecret = \"s{i}\"\n")
+        })
+        .collect();
+    let hookd = start_hookd_with(hookd, dir.path(), &config).await?;
+    let hookd_rate = fanout_throughput(
+        &format!("{}/v1/events", hookd.ingest),
+        clients,
+        endpoints,
+        duration,
+        "hookd_fan",
+        &arrivals,
+    )
+    .await?;
+    drop(hookd);
+    let forwarder_port = free_port()?;
+    let forwarder = start_baseline(
+        &[
+            "bare-forwarder",
+            "--listen",
+            &format!("127.0.0.1:{forwarder_port}"),
+            "--target",
+            &subscriber,
+            "--copies",
+            &endpoints.to_string(),
+        ],
+        forwarder_port,
+    )
+    .await?;
+    let forwarder_rate = fanout_throughput(
+        &format!("http://127.0.0.1:{forwarder_port}/v1/events"),
+        clients,
+        endpoints,
+        duration,
+        "fwd_fan",
+        &arrivals,
+    )
+    .await?;
+    drop(forwarder);
+    Ok(Row {
+        figure: format!("end to end, {endpoints} endpoints, {clients} clients"),
+        unit: "deliveries/s",
+        hookd: hookd_rate,
+        baseline_name: "bare forwarder",
+        baseline: forwarder_rate,
+        detail: "every event to every endpoint".into(),
+    })
+}
+
+/// Closed-loop posting, then waiting until every copy arrived: requests
+/// per second at the subscriber, from the first post to the last arrival.
+async fn fanout_throughput(
+    url: &str,
+    clients: usize,
+    copies: usize,
+    duration: Duration,
+    tag: &str,
+    arrivals: &Arrivals,
+) -> anyhow::Result<f64> {
+    let before = arrivals.requests();
+    let started = Instant::now();
+    let samples = closed_loop(url, clients, duration, tag).await?;
+    let expected = before + (samples.len() * copies) as u64;
+    let deadline = Instant::now() + DRAIN_PATIENCE;
+    while arrivals.requests() < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok((arrivals.requests() - before) as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Closed-loop posting, then waiting for every delivery: events delivered

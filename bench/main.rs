@@ -105,6 +105,9 @@ enum Bench {
         listen: SocketAddr,
         #[arg(long)]
         target: String,
+        /// Copies of each body to forward (to `target/0`, `target/1`, ...).
+        #[arg(long, default_value_t = 1)]
+        copies: usize,
     },
 }
 
@@ -114,7 +117,9 @@ fn main() -> anyhow::Result<()> {
     let hookd = |given: Option<String>| given.unwrap_or_else(processes::sibling_hookd);
     match cli.command {
         Bench::BareServer { listen } => runtime.block_on(baselines::bare_server(listen)),
-        Bench::BareForwarder { listen, target } => runtime.block_on(baselines::bare_forwarder(listen, target)),
+        Bench::BareForwarder { listen, target, copies } => {
+            runtime.block_on(baselines::bare_forwarder(listen, target, copies))
+        }
         Bench::Ingest {
             clients,
             seconds,
@@ -150,6 +155,7 @@ fn main() -> anyhow::Result<()> {
             let mut rows =
                 runtime.block_on(ingest::rows(clients, batch_clients, deliver_clients, duration, &binary))?;
             rows.extend(runtime.block_on(deliver::rows(deliver_clients, duration, &binary))?);
+            rows.push(runtime.block_on(deliver::fanout_row(deliver_clients, 10, duration, &binary))?);
             report::print(&rows);
             if let Some(dir) = write {
                 let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");

@@ -2,6 +2,7 @@
 //! once and notes when each event id arrived.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,10 +11,16 @@ use axum::extract::State;
 use bytes::Bytes;
 use http::StatusCode;
 
+/// When each event id first arrived, and how many requests arrived in all.
 #[derive(Clone, Default)]
-pub struct Arrivals(Arc<Mutex<HashMap<String, Instant>>>);
+pub struct Arrivals(Arc<Mutex<HashMap<String, Instant>>>, Arc<AtomicU64>);
 
 impl Arrivals {
+    /// How many requests have arrived, every copy counted.
+    pub fn requests(&self) -> u64 {
+        self.1.load(Ordering::Relaxed)
+    }
+
     /// How many distinct ids have arrived.
     pub fn count(&self) -> usize {
         self.0.lock().expect("arrivals lock").len()
@@ -45,6 +52,7 @@ impl Arrivals {
 pub async fn start(port: u16) -> anyhow::Result<Arrivals> {
     async fn arrive(State(arrivals): State<Arrivals>, body: Bytes) -> StatusCode {
         let at = Instant::now();
+        arrivals.1.fetch_add(1, Ordering::Relaxed);
         if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body)
             && let Some(id) = value["id"].as_str()
         {

@@ -185,12 +185,16 @@ impl Store {
     /// still full) the reopen or the next write fails, and this is called
     /// again later. Reads and writes in the meantime get
     /// [`Error::Reopening`].
+    ///
+    /// Runs from one task at a time. Holds no lock while it waits, so
+    /// ingest meanwhile gets [`Error::Reopening`] at once rather than
+    /// blocking.
     pub fn recover(&self) -> Result<(), Error> {
-        let mut writer = self.writer.lock().expect("writer lock");
         if !self.needs_recovery() {
             return Ok(());
         }
-        if let Some(writer) = writer.take() {
+        let stopped = self.writer.lock().expect("writer lock").take();
+        if let Some(writer) = stopped {
             writer.stop();
         }
         let old = self.db.write().expect("db lock").take();
@@ -201,11 +205,15 @@ impl Store {
             return Err(Error::Reopening);
         }
         let db = Arc::new(open_db(&self.path)?);
-        *writer = Some(writer::Writer::start(
-            Arc::downgrade(&db),
-            self.counters.clone(),
-            self.failed.clone(),
-        )?);
+        let started = writer::Writer::start(Arc::downgrade(&db), self.counters.clone(), self.failed.clone())?;
+        let mut writer = self.writer.lock().expect("writer lock");
+        if self.closed.load(Ordering::SeqCst) {
+            // `close` ran meanwhile: leave the store closed.
+            drop(writer);
+            started.stop();
+            return Err(Error::Closed);
+        }
+        *writer = Some(started);
         *self.db.write().expect("db lock") = Some(db);
         self.failed.store(false, Ordering::SeqCst);
         Ok(())
