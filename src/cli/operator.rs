@@ -167,9 +167,31 @@ pub async fn endpoints_list(client: &AdminClient, json: bool) -> anyhow::Result<
     ))
 }
 
-/// `hookd healthcheck`: whether `/readyz` answers 200.
-pub async fn ready(client: &AdminClient) -> anyhow::Result<bool> {
-    Ok(client.get("/readyz").await?.0.is_success())
+/// What `hookd healthcheck` asks the sidecar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// `/healthz`: the process answers.
+    Live,
+    /// `/readyz`: the store takes writes and a config is loaded.
+    Ready,
+}
+
+impl Probe {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Probe::Live => "live",
+            Probe::Ready => "ready",
+        }
+    }
+}
+
+/// `hookd healthcheck`: whether the probe's route answers 200.
+pub async fn healthy(client: &AdminClient, probe: Probe) -> anyhow::Result<bool> {
+    let path = match probe {
+        Probe::Live => "/healthz",
+        Probe::Ready => "/readyz",
+    };
+    Ok(client.get(path).await?.0.is_success())
 }
 
 /// The admin API's answer as it came, for `--json`.

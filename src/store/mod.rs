@@ -68,7 +68,7 @@ use std::time::{Duration, Instant};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBRecoveryMode, Direction, IteratorMode, Options,
-    ReadOptions, WriteBatch, WriteOptions,
+    ReadOptions, WriteBatch, WriteBufferManager, WriteOptions,
 };
 
 pub use attempts::{AttemptRecord, NextStep};
@@ -452,11 +452,16 @@ fn open_db(path: &Path) -> Result<DB, Error> {
     options.set_max_background_jobs(2);
     options.set_keep_log_file_num(5);
     options.set_max_log_file_size(8 << 20);
-    // Memory stays bounded however large the queue: all memtables together
-    // are flushed past MEMTABLE_BUDGET, and one block cache serves every
-    // column family.
-    options.set_db_write_buffer_size(MEMTABLE_BUDGET);
-    let cache = Cache::new_lru_cache(BLOCK_CACHE);
+    // Memory stays bounded however large the queue and the retention
+    // window: one cache holds data blocks, index and filter blocks, and
+    // (charged against it) every column family's memtables, which are
+    // flushed once they pass MEMTABLE_BUDGET together.
+    let cache = Cache::new_lru_cache(ROCKSDB_MEMORY);
+    options.set_write_buffer_manager(&WriteBufferManager::new_write_buffer_manager_with_cache(
+        MEMTABLE_BUDGET,
+        false,
+        cache.clone(),
+    ));
     bound_memory(&mut options, &cache);
     let descriptors = cf::ALL
         .iter()
@@ -510,20 +515,26 @@ fn column_family<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
         .unwrap_or_else(|| panic!("column family {name} is created at open"))
 }
 
-/// What every column family's memtables may hold together.
-const MEMTABLE_BUDGET: usize = 64 << 20;
+/// All of RocksDB's memory that grows with load or with the store's size:
+/// memtables, data blocks, index and filter blocks.
+const ROCKSDB_MEMORY: usize = 64 << 20;
+/// What every column family's memtables may hold together (part of
+/// `ROCKSDB_MEMORY`).
+const MEMTABLE_BUDGET: usize = 32 << 20;
 /// One memtable of one column family, before it is flushed.
-const MEMTABLE_SIZE: usize = 16 << 20;
-/// The block cache of data blocks all column families share.
-const BLOCK_CACHE: usize = 32 << 20;
+const MEMTABLE_SIZE: usize = 8 << 20;
 
-/// Small memtables and the shared block cache, for one column family.
+/// Small memtables and the shared cache, for one column family.
 fn bound_memory(options: &mut Options, cache: &Cache) {
     options.set_write_buffer_size(MEMTABLE_SIZE);
     let mut table = BlockBasedOptions::default();
-    // Index and filter blocks stay with their table files, outside the
-    // cache: read once per file, not fought over with data blocks.
     table.set_block_cache(cache);
+    // Index and filter blocks live in the cache too, so their memory does
+    // not grow with the number of table files (days of retention); those
+    // of the newest files (level 0, read most) stay pinned there.
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_cache_index_and_filter_blocks_with_high_priority(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     // Point reads (a delivery, its event) skip the files that cannot hold
     // the key, however many files a large queue has.
     table.set_bloom_filter(10.0, false);

@@ -119,18 +119,24 @@ async fn the_token_comes_from_the_environment() {
 }
 
 #[tokio::test]
-async fn healthcheck_exits_0_only_when_ready() {
+async fn healthcheck_exits_0_only_when_ready_or_with_live_when_answering() {
     let sidecar = Sidecar::start("").await;
     assert_eq!(hookd(&["healthcheck", "--admin", &sidecar.admin], &[]).await.0, 0);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     assert_eq!(hookd(&["healthcheck", "--admin", &url], &[]).await.0, 1);
+    assert_eq!(hookd(&["healthcheck", "--live", "--admin", &url], &[]).await.0, 1);
     sidecar.store.close();
     assert_eq!(
         hookd(&["healthcheck", "--admin", &sidecar.admin], &[]).await.0,
         1,
         "store closed: not ready"
+    );
+    assert_eq!(
+        hookd(&["healthcheck", "--live", "--admin", &sidecar.admin], &[]).await.0,
+        0,
+        "store closed: not ready, but alive"
     );
 }
 
