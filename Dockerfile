@@ -31,7 +31,7 @@ COPY src src
 COPY bench bench
 RUN find src bench -name '*.rs' -exec touch {} + \
  && scripts/build.sh --bin hookd \
- && install -D -m 0755 target/debug/hookd /out/hookd \
+ && install -D -s -m 0755 target/debug/hookd /out/hookd \
  && install -d -m 0750 /out/data
 
 FROM gcr.io/distroless/cc-debian12:nonroot

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check CI runs: formatting, clippy with warnings as errors, and
-# the whole test suite. Clippy and the tests share the dev profile, so
-# RocksDB's C++ is compiled once.
+# Runs every check CI runs: formatting, clippy with warnings as errors, the
+# whole test suite, a smoke run of the load harness, and the packaging
+# checks (Dockerfile, Helm chart). Clippy and the tests share the dev
+# profile, so RocksDB's C++ is compiled once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh

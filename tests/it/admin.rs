@@ -9,7 +9,7 @@ use http::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::support::http::Answer;
-use crate::support::node::NodeSubscriber;
+use crate::support::script_subscriber::ScriptSubscriber;
 use crate::support::receiver::{Receiver, Reply};
 use crate::support::sidecar::Sidecar;
 
@@ -158,7 +158,7 @@ async fn retry_failed_retries_an_endpoints_failures_since_a_time() {
 
 #[tokio::test]
 async fn the_test_ping_arrives_signed() {
-    let subscriber = NodeSubscriber::start(SECRET, &[]);
+    let subscriber = ScriptSubscriber::node(SECRET, &[]);
     let sidecar = Sidecar::start(&endpoint("node", &subscriber.url(), "")).await;
     let answer = admin_post(&sidecar, "/v1/endpoints/node/test", "").await;
     assert_eq!(answer.status, StatusCode::ACCEPTED);

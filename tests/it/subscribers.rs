@@ -1,10 +1,10 @@
-//! What subscribers run: every delivery passes the SPEC's Node snippet, and
-//! Standard Webhooks output passes the official verifier, during a secret
-//! rotation too.
+//! What subscribers run: every delivery passes the SPEC's Node snippet and
+//! the README's Python snippet, and Standard Webhooks output passes the
+//! official verifier, during a secret rotation too.
 
 use std::time::Duration;
 
-use crate::support::node::NodeSubscriber;
+use crate::support::script_subscriber::ScriptSubscriber;
 use crate::support::sidecar::Sidecar;
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -13,7 +13,7 @@ const PATIENCE: Duration = Duration::from_secs(20);
 async fn every_delivery_passes_the_spec_snippet_under_node() {
     // Spaces and non-ASCII in the secret; the key is its UTF-8 bytes.
     let secret = "s3cret with spaces, ümlauts and ✓";
-    let subscriber = NodeSubscriber::start(secret, &[]);
+    let subscriber = ScriptSubscriber::node(secret, &[]);
     let config = format!(
         r#"
 [[endpoints]]
@@ -52,13 +52,53 @@ secret = "{secret}"
 }
 
 #[tokio::test]
+async fn every_delivery_passes_the_readme_python_snippet_and_a_wrong_secret_does_not() {
+    let secret = "py secret, ünïcode ✓";
+    let subscriber = ScriptSubscriber::python(secret);
+    let stranger = ScriptSubscriber::python("another secret");
+    let config = format!(
+        r#"
+[delivery]
+retry_schedule = ["1h"]
+[[endpoints]]
+id = "python"
+url = "{}"
+events = ["*"]
+secret = "{secret}"
+[[endpoints]]
+id = "stranger"
+url = "{}"
+events = ["*"]
+secret = "{secret}"
+"#,
+        subscriber.url(),
+        stranger.url()
+    );
+    let sidecar = Sidecar::start(&config).await;
+    let bodies = [
+        r#"{"event":"quiz.submitted","data":{"score": 9.50, "name":"Zoë"}}"#,
+        r#"{"event":"course.published","data":{"tags":["€","日本"]}}"#,
+    ];
+    for body in bodies {
+        sidecar.post_event(body).await;
+    }
+    for check in subscriber.wait_for(bodies.len(), PATIENCE).await {
+        assert_eq!(check["snippet"], true, "the snippet rejected {check}");
+    }
+    // The same snippet with a secret the sender does not use says no.
+    for check in stranger.wait_for(bodies.len(), PATIENCE).await {
+        assert_eq!(check["snippet"], false, "a wrong secret verified {check}");
+    }
+}
+
+#[tokio::test]
 async fn standard_webhooks_verify_with_the_official_library_during_a_rotation() {
     let current = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let previous = "whsec_dGhlIG9sZCBzZWNyZXQgYmVpbmcgcm90YXRlZA==";
     let retired = "whsec_cmV0aXJlZCBzZWNyZXQgcGFzdCBpdHMgdW50aWw=";
     // The subscriber checks with each secret on its own: the new one, the
     // one being rotated out (still valid), and one past its `until`.
-    let subscriber = NodeSubscriber::start(current, &[current, previous]);
+    let subscriber = ScriptSubscriber::node(current, &[current, previous]);
     let config = format!(
         r#"
 [[endpoints]]
@@ -83,7 +123,7 @@ previous_secrets = [
     assert_eq!(check["standard"], serde_json::json!([true, true]), "{check}");
 
     // Exactly two signatures: the current and the one still in its window.
-    let retired_check = NodeSubscriber::start(current, &[retired]);
+    let retired_check = ScriptSubscriber::node(current, &[retired]);
     let config = config.replace(&subscriber.url(), &retired_check.url());
     let other = Sidecar::start(&config).await;
     other.post_event(r#"{"event":"certificate.issued","data":{}}"#).await;

@@ -3,9 +3,9 @@
 
 pub mod collector;
 pub mod http;
-pub mod node;
 pub mod process;
 pub mod receiver;
+pub mod script_subscriber;
 pub mod sidecar;
 pub mod tls;
 

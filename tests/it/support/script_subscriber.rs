@@ -1,6 +1,7 @@
-//! `tests/node/subscriber.js` as a child process: a subscriber that checks
-//! every webhook with the SPEC's snippet under Node, and with the official
-//! Standard Webhooks library.
+//! A subscriber script as a child process, checking every webhook with the
+//! verification code users copy: `tests/node/subscriber.js` (the SPEC's
+//! snippet under Node, and the official Standard Webhooks library) or
+//! `tests/python/subscriber.py` (the README's Python snippet).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -9,24 +10,36 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The running subscriber and what it has checked so far.
-pub struct NodeSubscriber {
+pub struct ScriptSubscriber {
     child: Child,
     pub port: u16,
     checks: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 
-impl NodeSubscriber {
-    /// Starts it with the hex `secret` and the Standard Webhooks secrets to
-    /// verify with (none: that check is skipped).
-    pub fn start(secret: &str, standard_secrets: &[&str]) -> NodeSubscriber {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node/subscriber.js");
-        let mut child = Command::new("node")
-            .arg(&script)
+impl ScriptSubscriber {
+    /// The Node subscriber, with the hex `secret` and the Standard Webhooks
+    /// secrets to verify with (none: that check is skipped).
+    pub fn node(secret: &str, standard_secrets: &[&str]) -> ScriptSubscriber {
+        let mut command = Command::new("node");
+        command
+            .arg(repo_path("tests/node/subscriber.js"))
+            .env("STANDARD_SECRETS", serde_json::to_string(standard_secrets).unwrap());
+        ScriptSubscriber::start(command, secret)
+    }
+
+    /// The Python subscriber, with the hex `secret`.
+    pub fn python(secret: &str) -> ScriptSubscriber {
+        let mut command = Command::new("python3");
+        command.arg(repo_path("tests/python/subscriber.py"));
+        ScriptSubscriber::start(command, secret)
+    }
+
+    fn start(mut command: Command, secret: &str) -> ScriptSubscriber {
+        let mut child = command
             .env("SUBSCRIBER_SECRET", secret)
-            .env("STANDARD_SECRETS", serde_json::to_string(standard_secrets).unwrap())
             .stdout(Stdio::piped())
             .spawn()
-            .expect("starting node (scripts/test.sh installs it)");
+            .expect("starting the subscriber (scripts/test.sh installs node; python3 is on the machine)");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().expect("the subscriber starts").unwrap();
         let port = first
@@ -42,7 +55,7 @@ impl NodeSubscriber {
                     .push(serde_json::from_str(&line).expect("a JSON line"));
             }
         });
-        NodeSubscriber { child, port, checks }
+        ScriptSubscriber { child, port, checks }
     }
 
     pub fn url(&self) -> String {
@@ -59,7 +72,11 @@ impl NodeSubscriber {
     }
 }
 
-impl Drop for NodeSubscriber {
+fn repo_path(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+impl Drop for ScriptSubscriber {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
