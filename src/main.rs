@@ -153,7 +153,11 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Healthcheck { live, admin } => run_async(async move {
-            let probe = if live { operator::Probe::Live } else { operator::Probe::Ready };
+            let probe = if live {
+                operator::Probe::Live
+            } else {
+                operator::Probe::Ready
+            };
             let healthy = operator::healthy(&admin_client(&admin), probe).await?;
             anyhow::ensure!(healthy, "not {}", probe.as_str());
             Ok(String::new())

@@ -9,8 +9,8 @@ use http::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::support::http::Answer;
-use crate::support::script_subscriber::ScriptSubscriber;
 use crate::support::receiver::{Receiver, Reply};
+use crate::support::script_subscriber::ScriptSubscriber;
 use crate::support::sidecar::Sidecar;
 
 const PATIENCE: Duration = Duration::from_secs(20);

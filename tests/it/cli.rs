@@ -134,7 +134,9 @@ async fn healthcheck_exits_0_only_when_ready_or_with_live_when_answering() {
         "store closed: not ready"
     );
     assert_eq!(
-        hookd(&["healthcheck", "--live", "--admin", &sidecar.admin], &[]).await.0,
+        hookd(&["healthcheck", "--live", "--admin", &sidecar.admin], &[])
+            .await
+            .0,
         0,
         "store closed: not ready, but alive"
     );
