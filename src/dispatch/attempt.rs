@@ -44,7 +44,9 @@ pub async fn attempt(context: &AttemptContext, mut stack: EndpointStack, id: &st
     let Some(delivery) = context.store.delivery(id)? else {
         return Ok(Attempted::Skipped);
     };
-    if delivery.status != DeliveryStatus::Pending {
+    // A read of the queue made before this delivery's last attempt was
+    // recorded can still name it: not yet, it is due at its new time.
+    if delivery.status != DeliveryStatus::Pending || delivery.next_attempt_at > clock::now_ms() {
         return Ok(Attempted::Skipped);
     }
     let Some(event) = context.store.event(&delivery.event_id)? else {

@@ -74,12 +74,12 @@ impl Worker {
             }
             let now = clock::now_ms();
             let busy = in_flight.lock().expect("in-flight lock").len();
-            let due = match self
+            let scan = match self
                 .context
                 .store
-                .due_between(&self.endpoint, cursor, now, busy + SCAN_BATCH)
+                .due_scan(&self.endpoint, cursor, now, busy + SCAN_BATCH)
             {
-                Ok(due) => due,
+                Ok(scan) => scan,
                 Err(error) => {
                     tracing::error!(endpoint = %self.endpoint, %error, "cannot read due deliveries");
                     tokio::time::sleep(STORE_ERROR_BACKOFF).await;
@@ -88,11 +88,10 @@ impl Worker {
             };
             let fresh: Vec<(u64, String)> = {
                 let in_flight = in_flight.lock().expect("in-flight lock");
-                due.into_iter().filter(|(_, id)| !in_flight.contains(id)).collect()
+                scan.due.into_iter().filter(|(_, id)| !in_flight.contains(id)).collect()
             };
             if fresh.is_empty() {
-                let next = self.context.store.next_due(&self.endpoint, now).ok().flatten();
-                let idle = next.map_or(MAX_IDLE, |at| {
+                let idle = scan.next_at.map_or(MAX_IDLE, |at| {
                     Duration::from_millis(at.saturating_sub(now)).min(MAX_IDLE)
                 });
                 tokio::select! {

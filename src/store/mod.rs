@@ -136,6 +136,15 @@ pub struct Store {
 
 const DELIVERY_LOCKS: usize = 64;
 
+/// What one read of an endpoint's queue found; see [`Store::due_scan`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DueScan {
+    /// (due time, delivery id), earliest first.
+    pub due: Vec<(u64, String)>,
+    /// When the first delivery due later is due, if the read got that far.
+    pub next_at: Option<u64>,
+}
+
 /// Entry counts per column family, from full scans: for tests and
 /// diagnostics, not for hot paths.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -302,33 +311,31 @@ impl Store {
         now_ms: u64,
         limit: usize,
     ) -> Result<Vec<(u64, String)>, Error> {
+        Ok(self.due_scan(endpoint, from_ms, now_ms, limit)?.due)
+    }
+
+    /// One read of `endpoint`'s queue from `from_ms`: up to `limit`
+    /// deliveries due at or before `now_ms`, and when the first one due
+    /// after `now_ms` is due (known when fewer than `limit` were due).
+    pub fn due_scan(&self, endpoint: &str, from_ms: u64, now_ms: u64, limit: usize) -> Result<DueScan, Error> {
         let db = self.db()?;
         let mut read = ReadOptions::default();
         read.set_iterate_lower_bound(keys::endpoint_timed(endpoint, from_ms, ""));
-        read.set_iterate_upper_bound(keys::endpoint_timed(endpoint, now_ms.saturating_add(1), ""));
-        let mut found = Vec::new();
+        read.set_iterate_upper_bound(keys::prefix_end(&keys::endpoint_prefix(endpoint)));
+        let mut scan = DueScan::default();
         for entry in db.iterator_cf_opt(column_family(&db, cf::DUE), read, IteratorMode::Start) {
             let (key, _) = entry?;
             let (at, id) = keys::split_endpoint_timed(&key).ok_or_else(|| Error::Corrupt("due key".into()))?;
-            found.push((at, id.to_owned()));
-            if found.len() == limit {
+            if at > now_ms {
+                scan.next_at = Some(at);
                 break;
             }
+            if scan.due.len() == limit {
+                break;
+            }
+            scan.due.push((at, id.to_owned()));
         }
-        Ok(found)
-    }
-
-    /// When the first delivery to `endpoint` due after `after_ms` is due.
-    pub fn next_due(&self, endpoint: &str, after_ms: u64) -> Result<Option<u64>, Error> {
-        let db = self.db()?;
-        let mut read = ReadOptions::default();
-        read.set_iterate_lower_bound(keys::endpoint_timed(endpoint, after_ms.saturating_add(1), ""));
-        read.set_iterate_upper_bound(keys::prefix_end(&keys::endpoint_prefix(endpoint)));
-        let mut iterator = db.iterator_cf_opt(column_family(&db, cf::DUE), read, IteratorMode::Start);
-        match iterator.next().transpose()? {
-            Some((key, _)) => Ok(keys::split_endpoint_timed(&key).map(|(at, _)| at)),
-            None => Ok(None),
-        }
+        Ok(scan)
     }
 
     /// Marks a delivery finished at `at_ms` without an attempt (an expired

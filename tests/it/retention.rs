@@ -123,6 +123,31 @@ async fn the_due_index_only_holds_pending_deliveries() {
 }
 
 #[tokio::test]
+async fn one_scan_of_the_queue_gives_what_is_due_and_when_the_next_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for (n, at) in [START, START + 10, START + 20, START + 30].into_iter().enumerate() {
+        store
+            .ingest(vec![event(&format!("evt_{n}"), &["a"], at)])
+            .await
+            .unwrap();
+    }
+    let scan = store.due_scan("a", START + 10, START + 25, 10).unwrap();
+    assert_eq!(
+        scan.due,
+        vec![(START + 10, "evt_1.a".to_owned()), (START + 20, "evt_2.a".to_owned())],
+        "from the cursor, up to now"
+    );
+    assert_eq!(scan.next_at, Some(START + 30));
+    let scan = store.due_scan("a", START, START + 25, 1).unwrap();
+    assert_eq!(scan.due, vec![(START, "evt_0.a".to_owned())]);
+    assert_eq!(scan.next_at, None, "the limit stops the read before the future");
+    let scan = store.due_scan("a", START, START + 40, 10).unwrap();
+    assert_eq!((scan.due.len(), scan.next_at), (4, None), "nothing due later");
+    store.close();
+}
+
+#[tokio::test]
 async fn deliveries_waiting_too_long_on_an_inactive_endpoint_expire() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
