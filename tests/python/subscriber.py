@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
@@ -32,18 +33,22 @@ namespace = {}
 exec(readme_snippet(), namespace)
 verify_webhook = namespace["verify_webhook"]
 SECRET = os.environ["SUBSCRIBER_SECRET"]
+# Requests are served on threads; one line at a time on stdout.
+PRINTING = threading.Lock()
 
 
 class Subscriber(BaseHTTPRequestHandler):
     def do_POST(self):
         payload = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         snippet = verify_webhook(payload, self.headers.get("X-Webhook-Signature", ""), SECRET)
-        print(json.dumps({
+        line = json.dumps({
             "id": self.headers.get("X-Webhook-Id"),
             "attempt": self.headers.get("X-Webhook-Attempt"),
             "snippet": snippet,
             "body": payload.decode("utf-8"),
-        }), flush=True)
+        })
+        with PRINTING:
+            print(line, flush=True)
         self.send_response(200 if snippet else 401)
         self.send_header("Content-Length", "0")
         self.end_headers()
