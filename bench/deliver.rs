@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::load::{Sample, closed_loop, millis, paced, quantile};
-use crate::processes::{ScratchDir, free_port, start_baseline, start_hookd, start_hookd_with};
+use crate::processes::{ChildGuard, ScratchDir, free_port, start_baseline, start_hookd, start_hookd_with};
 use crate::receiver::{self, Arrivals};
 use crate::report::Row;
 
@@ -37,19 +37,7 @@ pub async fn rows(clients: usize, duration: Duration, hookd: &str) -> anyhow::Re
     let hookd_figures = latency(&url, rate, duration, "hookd", &arrivals, hookd_max).await?;
     drop(child);
 
-    let port = free_port()?;
-    let forwarder = start_baseline(
-        &[
-            "bare-forwarder",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--target",
-            &subscriber,
-        ],
-        port,
-    )
-    .await?;
-    let forwarder_url = format!("http://127.0.0.1:{port}/v1/events");
+    let (forwarder, forwarder_url) = start_forwarder(&subscriber, 1).await?;
     let cpu = forwarder.cpu_seconds();
     let forwarder_max = throughput(&forwarder_url, clients, duration, "fwd", &arrivals).await?;
     let forwarder_cpu = forwarder.cpu_seconds() - cpu;
@@ -115,29 +103,8 @@ pub async fn fanout_row(clients: usize, endpoints: usize, duration: Duration, ho
     )
     .await?;
     drop(hookd);
-    let forwarder_port = free_port()?;
-    let forwarder = start_baseline(
-        &[
-            "bare-forwarder",
-            "--listen",
-            &format!("127.0.0.1:{forwarder_port}"),
-            "--target",
-            &subscriber,
-            "--copies",
-            &endpoints.to_string(),
-        ],
-        forwarder_port,
-    )
-    .await?;
-    let forwarder_rate = fanout_throughput(
-        &format!("http://127.0.0.1:{forwarder_port}/v1/events"),
-        clients,
-        endpoints,
-        duration,
-        "fwd_fan",
-        &arrivals,
-    )
-    .await?;
+    let (forwarder, forwarder_url) = start_forwarder(&subscriber, endpoints).await?;
+    let forwarder_rate = fanout_throughput(&forwarder_url, clients, endpoints, duration, "fwd_fan", &arrivals).await?;
     drop(forwarder);
     Ok(Row {
         figure: format!("end to end, {endpoints} endpoints, {clients} clients"),
@@ -147,6 +114,25 @@ pub async fn fanout_row(clients: usize, endpoints: usize, duration: Duration, ho
         baseline: forwarder_rate,
         detail: "every event to every endpoint".into(),
     })
+}
+
+/// Starts the bare forwarder, posting `copies` of each body to
+/// `subscriber`; returns it and its ingest URL.
+async fn start_forwarder(subscriber: &str, copies: usize) -> anyhow::Result<(ChildGuard, String)> {
+    let port = free_port()?;
+    let listen = format!("127.0.0.1:{port}");
+    let copies = copies.to_string();
+    let args = [
+        "bare-forwarder",
+        "--listen",
+        &listen,
+        "--target",
+        subscriber,
+        "--copies",
+        &copies,
+    ];
+    let forwarder = start_baseline(&args, port).await?;
+    Ok((forwarder, format!("http://{listen}/v1/events")))
 }
 
 /// Closed-loop posting, then waiting until every copy arrived: requests

@@ -11,24 +11,28 @@ use axum::extract::State;
 use bytes::Bytes;
 use http::StatusCode;
 
-/// When each event id first arrived, and how many requests arrived in all.
 #[derive(Clone, Default)]
-pub struct Arrivals(Arc<Mutex<HashMap<String, Instant>>>, Arc<AtomicU64>);
+pub struct Arrivals {
+    /// When each event id first arrived.
+    first_at: Arc<Mutex<HashMap<String, Instant>>>,
+    /// How many requests arrived in all, every copy counted.
+    requests: Arc<AtomicU64>,
+}
 
 impl Arrivals {
     /// How many requests have arrived, every copy counted.
     pub fn requests(&self) -> u64 {
-        self.1.load(Ordering::Relaxed)
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// How many distinct ids have arrived.
     pub fn count(&self) -> usize {
-        self.0.lock().expect("arrivals lock").len()
+        self.first_at.lock().expect("arrivals lock").len()
     }
 
     /// When `id` arrived, if it did.
     pub fn at(&self, id: &str) -> Option<Instant> {
-        self.0.lock().expect("arrivals lock").get(id).copied()
+        self.first_at.lock().expect("arrivals lock").get(id).copied()
     }
 
     /// Waits until every id in `ids` has arrived, or `patience` is over;
@@ -37,7 +41,7 @@ impl Arrivals {
         let deadline = Instant::now() + patience;
         loop {
             let arrived: Vec<Option<Instant>> = {
-                let map = self.0.lock().expect("arrivals lock");
+                let map = self.first_at.lock().expect("arrivals lock");
                 ids.iter().map(|id| map.get(*id).copied()).collect()
             };
             if arrived.iter().all(Option::is_some) || Instant::now() >= deadline {
@@ -52,12 +56,12 @@ impl Arrivals {
 pub async fn start(port: u16) -> anyhow::Result<Arrivals> {
     async fn arrive(State(arrivals): State<Arrivals>, body: Bytes) -> StatusCode {
         let at = Instant::now();
-        arrivals.1.fetch_add(1, Ordering::Relaxed);
+        arrivals.requests.fetch_add(1, Ordering::Relaxed);
         if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body)
             && let Some(id) = value["id"].as_str()
         {
             arrivals
-                .0
+                .first_at
                 .lock()
                 .expect("arrivals lock")
                 .entry(id.to_owned())

@@ -39,7 +39,7 @@ def hookd_container(pod):
 
 def check_pod(statefulset):
     pod = statefulset["spec"]["template"]["spec"]
-    if not pod["containers"] or any(c["name"] == "hookd" for c in pod["containers"][:1]):
+    if pod["containers"][0]["name"] == "hookd":
         fail("the app is not the pod's first container")
     hookd = hookd_container(pod)
     native = hookd in pod.get("initContainers", [])
