@@ -5,7 +5,13 @@
 # RocksDB needs; no shell, no package manager).
 #
 #   docker build -t hookd .
-#   docker run -v hookd-data:/var/lib/hookd -p 8787:8787 hookd
+#   docker run --network container:my-app -v hookd-data:/var/lib/hookd hookd
+#
+# Both listeners stay on the container's loopback: the app reaches hookd by
+# sharing its network namespace (a Kubernetes pod, `--network container:`,
+# compose's `network_mode: service:`). To publish ingest instead, set
+# HOOKD_INGEST__LISTEN=0.0.0.0:8787 together with HOOKD_INGEST__TOKEN (hookd
+# refuses to listen beyond loopback without it).
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
@@ -39,13 +45,13 @@ COPY --from=build /out/hookd /usr/local/bin/hookd
 COPY config/hookd.toml /etc/hookd/hookd.toml
 COPY --from=build --chown=65532:65532 /out/data /var/lib/hookd
 USER 65532:65532
-# The config file and the store's directory; both listeners on every
-# interface of the container. The admin listener stays on loopback (probes
-# and `hookd healthcheck` use it) unless a token is set with it, for example
-# HOOKD_ADMIN__LISTEN=0.0.0.0:8788 and HOOKD_ADMIN__TOKEN.
+# The config file and the store's directory. Both listeners stay on
+# loopback (the probes and `hookd healthcheck` use the admin one there): a
+# listener on every interface needs its token, for example
+# HOOKD_INGEST__LISTEN=0.0.0.0:8787 with HOOKD_INGEST__TOKEN, or
+# HOOKD_ADMIN__LISTEN=0.0.0.0:8788 with HOOKD_ADMIN__TOKEN.
 ENV HOOKD_CONFIG=/etc/hookd/hookd.toml \
     HOOKD_STORAGE__PATH=/var/lib/hookd \
-    HOOKD_INGEST__LISTEN=0.0.0.0:8787 \
     HOOKD_TELEMETRY__LOG_FORMAT=json
 VOLUME ["/var/lib/hookd"]
 EXPOSE 8787 8788

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check CI runs: formatting, clippy with warnings as errors, the
-# whole test suite, a smoke run of the load harness, and the packaging
-# checks (Dockerfile, Helm chart). Clippy and the tests share the dev
+# Runs every check CI runs: formatting, the dependency audit, clippy with
+# warnings as errors, the whole test suite, a smoke run of the load
+# harness, and the packaging checks (Dockerfile, Helm chart). Clippy and the tests share the dev
 # profile, so RocksDB's C++ is compiled once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,8 @@ test_deps
 
 echo "== cargo fmt --check" >&2
 cargo fmt --check
+echo "== cargo audit: Cargo.lock against the RustSec advisories" >&2
+scripts/audit.sh
 echo "== cargo clippy" >&2
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test" >&2

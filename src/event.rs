@@ -45,17 +45,24 @@ pub fn generate_event_id(now: OffsetDateTime) -> String {
 
 /// An RFC 3339 time rewritten in UTC with a `Z`, keeping the fractional
 /// seconds exactly as given: `2025-03-20T12:30:00.120+02:00` becomes
-/// `2025-03-20T10:30:00.120Z`.
+/// `2025-03-20T10:30:00.120Z`. The UTC year must be 0001 to 9999, the
+/// years RFC 3339 can write: `9999-12-31T23:30:00-01:00` is year 10000.
 pub fn normalize_created_at(text: &str) -> Result<(OffsetDateTime, String), String> {
     let parsed = OffsetDateTime::parse(text, &Rfc3339)
         .map_err(|error| format!("must be an RFC 3339 time like 2025-03-20T10:30:00Z ({error})"))?;
+    let utc = parsed
+        .checked_to_offset(UtcOffset::UTC)
+        .filter(|utc| (1..=9999).contains(&utc.year()))
+        .ok_or_else(|| "must fall between the years 0001 and 9999 in UTC".to_owned())?;
     let fraction = fraction_digits(text);
-    Ok((parsed, format_utc(parsed, fraction)))
+    Ok((utc, format_utc(utc, fraction)))
 }
 
 /// The time of receipt in the same shape, with millisecond precision.
+/// `now` is a clock reading or a stored time, so its year is in range.
 pub fn format_received_at(now: OffsetDateTime) -> String {
-    format_utc(now, Some(&format!("{:03}", now.millisecond())))
+    let utc = now.checked_to_offset(UtcOffset::UTC).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format_utc(utc, Some(&format!("{:03}", utc.millisecond())))
 }
 
 /// The digits after the seconds' decimal point, if the text has any.
@@ -70,8 +77,8 @@ fn fraction_digits(text: &str) -> Option<&str> {
     Some(&digits[..len])
 }
 
-fn format_utc(moment: OffsetDateTime, fraction: Option<&str>) -> String {
-    let utc = moment.to_offset(UtcOffset::UTC);
+/// Writes `utc` (already in UTC) as RFC 3339 with a `Z`.
+fn format_utc(utc: OffsetDateTime, fraction: Option<&str>) -> String {
     let mut out = String::with_capacity(30);
     let _ = write!(
         out,
@@ -150,6 +157,23 @@ mod tests {
         assert!(normalize_created_at("2025-03-20").is_err());
         assert!(normalize_created_at("yesterday").is_err());
         assert!(normalize_created_at("2025-13-20T10:30:00Z").is_err());
+    }
+
+    #[test]
+    fn created_at_stays_within_the_years_rfc_3339_can_write() {
+        let normalized = |text| normalize_created_at(text).map(|(_, text)| text);
+        assert_eq!(normalized("9999-12-31T23:59:59Z").unwrap(), "9999-12-31T23:59:59Z");
+        assert_eq!(normalized("0001-01-01T00:00:00Z").unwrap(), "0001-01-01T00:00:00Z");
+        assert_eq!(normalized("9999-12-31T23:30:00+01:00").unwrap(), "9999-12-31T22:30:00Z");
+        for out_of_range in [
+            "9999-12-31T23:30:00-01:00",
+            "0000-01-01T00:00:00+00:01",
+            "0001-01-01T00:00:00+00:01",
+            "0000-06-01T00:00:00Z",
+        ] {
+            let error = normalized(out_of_range).unwrap_err();
+            assert!(error.contains("0001 and 9999"), "{out_of_range}: {error}");
+        }
     }
 
     #[test]

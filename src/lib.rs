@@ -70,6 +70,14 @@ impl Listeners {
     }
 }
 
+/// The addresses the listeners are bound to: a reload cannot move them, so
+/// every config must be safe on them.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub ingest: SocketAddr,
+    pub admin: SocketAddr,
+}
+
 /// Connections the kernel queues for a listener while hookd serves its
 /// maximum ([`api::server::MAX_CONNECTIONS`]).
 const LISTEN_BACKLOG: u32 = 1024;
@@ -92,6 +100,12 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let bound = Bound {
+        ingest: listeners.ingest.local_addr()?,
+        admin: listeners.admin.local_addr()?,
+    };
+    let exposed = settings.exposure(bound.ingest, bound.admin);
+    anyhow::ensure!(exposed.is_empty(), "refusing to serve: {}", exposed.join("; "));
     let wakeups = Arc::new(Wakeups::default());
     let controls = Controls::new(store.paused_endpoints()?);
     let metrics = Arc::new(Metrics::new(store.write_latency()));
@@ -106,7 +120,7 @@ pub async fn run(
     .map_err(anyhow::Error::msg)?;
     let config_status = Arc::new(ConfigStatus::loaded_now());
     let (settings_sender, settings) = watch::channel(Arc::new(settings));
-    let reloader = Reloader::new(settings_sender, config_status.clone(), metrics.clone());
+    let reloader = Reloader::new(settings_sender, config_status.clone(), metrics.clone(), bound);
     let current_settings = settings.clone();
     let state = AppState {
         store: store.clone(),
@@ -116,10 +130,8 @@ pub async fn run(
         config_status,
         metrics,
     };
-    let ingest_address = listeners.ingest.local_addr()?;
-    let admin_address = listeners.admin.local_addr()?;
-    tracing::info!("ingest API listening on http://{ingest_address}");
-    tracing::info!("admin API listening on http://{admin_address}");
+    tracing::info!("ingest API listening on http://{}", bound.ingest);
+    tracing::info!("admin API listening on http://{}", bound.admin);
 
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {

@@ -7,7 +7,9 @@
 //! ConfigMap or Secret volume, which event-based watches on the file itself
 //! lose track of. A new config that does not load is refused whole: hookd
 //! keeps running on the old one and reports the error in its log and in
-//! `GET /v1/config`.
+//! `GET /v1/config`. So is one that would leave a listener bound beyond
+//! loopback without its token (the file's `listen` may say loopback, but
+//! the socket stays where it is until a restart).
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -18,6 +20,7 @@ use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
+use crate::Bound;
 use crate::api::ConfigStatus;
 use crate::config::{self, Settings};
 use crate::dispatch::Dispatcher;
@@ -34,6 +37,8 @@ pub struct Reloader {
     settings: watch::Sender<Arc<Settings>>,
     status: Arc<ConfigStatus>,
     metrics: Arc<Metrics>,
+    /// Where the listeners are bound: a new config must be safe there.
+    bound: Bound,
 }
 
 impl Reloader {
@@ -42,6 +47,7 @@ impl Reloader {
         settings: watch::Sender<Arc<Settings>>,
         status: Arc<ConfigStatus>,
         metrics: Arc<Metrics>,
+        bound: Bound,
     ) -> Option<Reloader> {
         let current = settings.borrow().clone();
         let path = current.source.clone()?;
@@ -55,6 +61,7 @@ impl Reloader {
             settings,
             status,
             metrics,
+            bound,
         })
     }
 
@@ -96,6 +103,16 @@ impl Reloader {
             Ok(new) => new,
             Err(error) => return self.refuse(error),
         };
+        // The file's listen addresses apply only after a restart; the
+        // tokens apply now, to the listeners as they are bound.
+        let exposed = new.exposure(self.bound.ingest, self.bound.admin);
+        if !exposed.is_empty() {
+            let reasons: Vec<String> = exposed
+                .iter()
+                .map(|reason| format!("{}: {reason} (the listener is bound there until a restart)", self.path.display()))
+                .collect();
+            return self.refuse(reasons.join("\n"));
+        }
         if let Err(error) = dispatcher.apply(&new).await {
             return self.refuse(error);
         }

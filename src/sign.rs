@@ -38,6 +38,17 @@ impl HexSigner {
         mac.update(body);
         hex::encode(mac.finalize().into_bytes())
     }
+
+    /// Whether `signature` (as the header carries it: hex digits) is this
+    /// key's signature of `body`, compared in constant time.
+    pub fn verifies(&self, body: &[u8], signature: &[u8]) -> bool {
+        let Ok(given) = hex::decode(signature) else {
+            return false;
+        };
+        let mut mac = self.keyed.clone();
+        mac.update(body);
+        mac.verify_slice(&given).is_ok()
+    }
 }
 
 /// Signs messages the Standard Webhooks way.
@@ -90,6 +101,19 @@ mod tests {
             signer.sign(br#"{"id":"evt_1","data":{"a":1.0}}"#),
             "80931d35f0fb575b7088fc572b3f62df62321c44f4ffd56c56f7d046a6622196"
         );
+    }
+
+    #[test]
+    fn verifying_takes_exactly_the_signature() {
+        let signer = HexSigner::new("s3cret");
+        let body = b"{}";
+        let signature = signer.sign(body);
+        assert!(signer.verifies(body, signature.as_bytes()));
+        assert!(signer.verifies(body, signature.to_uppercase().as_bytes()));
+        assert!(!signer.verifies(b"{ }", signature.as_bytes()));
+        assert!(!signer.verifies(body, &signature.as_bytes()[..62]));
+        assert!(!signer.verifies(body, b"not hex"));
+        assert!(!signer.verifies(body, b""));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 use tracing::{Instrument, Span};
 
 use super::AppState;
+use super::access;
 use super::error::{ApiError, json_error, method_not_allowed, not_found};
 use super::event_request::{Context, parse_batch_item, parse_event};
 use super::json_body::read_json_body;
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", post(post_event).fallback(method_not_allowed))
         .route("/v1/events/batch", post(post_batch).fallback(method_not_allowed))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), access::ingest_guard))
         .with_state(state)
 }
 

@@ -1,10 +1,12 @@
 //! The HTTP APIs: ingest (for the platform app) and admin (for operators),
 //! on separate listeners, with errors in one JSON shape ([`error`]).
 
+mod access;
 pub mod admin;
 mod config_status;
 pub mod error;
 mod event_request;
+mod extract;
 mod idle_timeout;
 pub mod ingest;
 pub(crate) mod json_body;

@@ -6,7 +6,12 @@
 
 use std::time::Duration;
 
-/// Parses `<digits><unit>` with unit `ms`, `s`, `m`, `h` or `d`.
+/// The longest duration a setting takes: 100 years (of 365.25 days).
+/// Anything longer is a typo, and time arithmetic stays far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_millis(36_525 * 86_400_000);
+
+/// Parses `<digits><unit>` with unit `ms`, `s`, `m`, `h` or `d`, at most
+/// [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -35,7 +40,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     count
         .checked_mul(unit_millis)
         .map(Duration::from_millis)
-        .ok_or_else(|| format!("invalid duration `{text}`: too large"))
+        .filter(|duration| *duration <= MAX_DURATION)
+        .ok_or_else(|| format!("invalid duration `{text}`: longer than 100 years"))
 }
 
 #[cfg(test)]
@@ -60,5 +66,13 @@ mod tests {
         }
         assert!(parse_duration("99999999999999999999d").is_err());
         assert!(parse_duration("999999999999999d").is_err());
+    }
+
+    #[test]
+    fn at_most_a_hundred_years() {
+        assert_eq!(parse_duration("36525d"), Ok(MAX_DURATION));
+        let error = parse_duration("36526d").unwrap_err();
+        assert!(error.contains("100 years"), "{error}");
+        assert!(parse_duration("18446744073709551615ms").is_err());
     }
 }

@@ -9,6 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use super::file::EndpointFile;
 use super::problems::Problems;
 use super::secret::{self, Secret};
+use super::url_text::without_credentials;
 use crate::catalog::{Catalog, EventPattern};
 use crate::sign::StandardSigner;
 
@@ -130,7 +131,8 @@ fn check_endpoint_id(id: &str) -> Result<String, String> {
 }
 
 fn parse_endpoint_url(text: &str) -> Result<Uri, String> {
-    let reason = || format!("`{text}` is not an absolute http(s) URL");
+    let shown = without_credentials(text);
+    let reason = || format!("`{shown}` is not an absolute http(s) URL");
     let uri: Uri = text.parse().map_err(|_| reason())?;
     let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
     let host_ok = uri.host().is_some_and(|host| !host.is_empty());
@@ -141,9 +143,7 @@ fn parse_endpoint_url(text: &str) -> Result<Uri, String> {
         .authority()
         .is_some_and(|authority| authority.as_str().contains('@'))
     {
-        return Err(format!(
-            "`{text}`: credentials in the URL are not supported; use headers"
-        ));
+        return Err(format!("`{shown}`: credentials in the URL are not supported; use headers"));
     }
     Ok(uri)
 }
@@ -192,6 +192,10 @@ mod tests {
             "not a url",
         ] {
             assert!(parse_endpoint_url(bad).is_err(), "{bad}");
+        }
+        for leaky in ["https://u:hunter2@x.example/", "https://u:hunter2@/", "htps://u:hunter2@x"] {
+            let reason = parse_endpoint_url(leaky).unwrap_err();
+            assert!(!reason.contains("hunter2"), "{reason}");
         }
     }
 

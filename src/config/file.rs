@@ -32,6 +32,10 @@ pub struct IngestFile {
     pub listen: String,
     pub max_body_bytes: u64,
     pub max_batch_events: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -40,6 +44,8 @@ pub struct AdminFile {
     pub listen: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -149,14 +155,18 @@ fn default_signatures() -> Vec<String> {
 
 impl ConfigFile {
     /// The same configuration with every secret value replaced by
-    /// [`REDACTED`]. Variable names and file paths stay: they are not secret.
+    /// [`REDACTED`]: the tokens, endpoint secrets and the values of endpoint
+    /// `headers` (where credentials go). Variable names, file paths and
+    /// header names stay: they are not secret.
     pub fn redacted(&self) -> ConfigFile {
         let mut copy = self.clone();
-        if copy.admin.token.is_some() {
-            copy.admin.token = Some(REDACTED.to_owned());
-        }
+        redact(&mut copy.ingest.token);
+        redact(&mut copy.admin.token);
         for endpoint in &mut copy.endpoints {
             redact(&mut endpoint.secret);
+            for value in endpoint.headers.values_mut() {
+                REDACTED.clone_into(value);
+            }
             for previous in &mut endpoint.previous_secrets {
                 redact(&mut previous.secret);
             }

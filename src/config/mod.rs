@@ -6,26 +6,32 @@
 //! environment. Every problem is reported as `SOURCE: KEY: REASON`, where
 //! SOURCE is the file path, `env HOOKD_...` or `defaults`.
 
+mod access;
 mod duration;
 mod endpoint;
 mod file;
 mod problems;
 mod secret;
 mod settings;
+mod url_text;
+mod verbatim_env;
 
 use std::path::Path;
 
 use figment::providers::{Env, Format, Toml, Yaml};
 use figment::{Figment, Metadata, Source};
 
+use self::verbatim_env::VerbatimEnv;
+
 pub use duration::parse_duration;
 pub use endpoint::Endpoint;
 pub use file::{ConfigFile, REDACTED};
+pub use access::Access;
 pub use problems::{ConfigError, ConfigErrors};
 pub use secret::Secret;
 pub use settings::{
-    AdminSettings, DeliverySettings, IngestSettings, LogFormat, OtlpProtocol, Settings, StorageSettings,
-    TelemetrySettings,
+    AdminSettings, DeliverySettings, IngestSettings, LogFormat, MAX_COUNT, MAX_SIZE, OtlpProtocol, Settings,
+    StorageSettings, TelemetrySettings,
 };
 
 /// The commented defaults, merged under everything else.
@@ -37,6 +43,9 @@ pub const ENV_PREFIX: &str = "HOOKD_";
 pub const DEFAULT_CONFIG_PATH: &str = "config/hookd.toml";
 /// `HOOKD_` variables the CLI reads itself; they are not config keys.
 const CLI_VARIABLES: [&str; 3] = ["CONFIG", "ADMIN_URL", "ADMIN_TOKEN"];
+/// Keys whose `HOOKD_` variables are taken exactly as written, never
+/// parsed: a token of digits stays text, leading zeros and all.
+const VERBATIM_KEYS: [&str; 2] = ["ingest.token", "admin.token"];
 /// Where an error about a whole file (not one key) is filed.
 const WHOLE_FILE: &str = "(file)";
 
@@ -67,7 +76,10 @@ pub fn layers(file: Option<&Path>) -> Figment {
             figment.merge(Toml::file_exact(path))
         };
     }
-    figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&CLI_VARIABLES))
+    let ignored: Vec<&str> = CLI_VARIABLES.iter().chain(&VERBATIM_KEYS).copied().collect();
+    figment
+        .merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&ignored))
+        .merge(VerbatimEnv::new(Env::prefixed(ENV_PREFIX).split("__").only(&VERBATIM_KEYS)))
 }
 
 /// Extracts and checks the merged configuration.
@@ -88,6 +100,14 @@ pub fn from_figment(figment: &Figment) -> Result<Settings, ConfigErrors> {
 fn extraction_error(figment: &Figment, error: figment::Error) -> ConfigError {
     let reason = match &error.kind {
         figment::error::Kind::UnknownField(field, _) => format!("unknown key `{field}`"),
+        // A value that may be a secret is never repeated, not even to say
+        // its type is wrong.
+        figment::error::Kind::InvalidType(_, expected) if holds_secret(&error.path) => {
+            format!("invalid type: expected {expected} (the value is not shown: it may be a secret)")
+        }
+        _ if holds_secret(&error.path) => {
+            "invalid value (not shown: it may be a secret)".to_owned()
+        }
         kind => kind.to_string(),
     };
     // figment's path ends with the unknown field itself, and writes list
@@ -105,6 +125,13 @@ fn extraction_error(figment: &Figment, error: figment::Error) -> ConfigError {
     };
     let key = if key.is_empty() { WHOLE_FILE.to_owned() } else { key };
     ConfigError { source, key, reason }
+}
+
+/// Whether the key at `path` holds a secret: a token, a secret, or an
+/// endpoint header's value.
+fn holds_secret(path: &[String]) -> bool {
+    path.iter()
+        .any(|segment| matches!(segment.as_str(), "token" | "secret" | "headers"))
 }
 
 /// `["endpoints", "0", "url"]` as `endpoints[0].url`.
@@ -165,12 +192,15 @@ mod fuzz {
     use super::*;
 
     /// Keys the config knows, written as TOML dotted keys.
-    const KEYS: [&str; 18] = [
+    const KEYS: [&str; 22] = [
         "ingest.listen",
         "ingest.max_body_bytes",
         "ingest.max_batch_events",
+        "ingest.token",
+        "ingest.allowed_hosts",
         "admin.listen",
         "admin.token",
+        "admin.allowed_hosts",
         "storage.path",
         "storage.retention",
         "delivery.timeout",
@@ -184,6 +214,7 @@ mod fuzz {
         "telemetry.otlp_endpoint",
         "telemetry.otlp_protocol",
         "events",
+        "delivery.ca_file",
     ];
 
     fn toml_string(text: String) -> String {

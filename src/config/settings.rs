@@ -11,12 +11,18 @@ use std::time::Duration;
 use http::Uri;
 use ipnet::IpNet;
 
+use super::access::{Access, access};
 use super::duration::parse_duration;
 use super::endpoint::{Endpoint, check_unique_ids};
+use super::url_text::without_credentials;
 use super::file::ConfigFile;
 use super::problems::{ConfigErrors, Locate, Problems};
-use super::secret::Secret;
 use crate::catalog::Catalog;
+
+/// The largest count a setting takes (`concurrency`, `max_batch_events`).
+pub const MAX_COUNT: u64 = 1_000_000;
+/// The largest size a setting takes (`max_body_bytes`): 1 GiB.
+pub const MAX_SIZE: u64 = 1 << 30;
 
 /// Everything hookd needs to run, checked.
 #[derive(Debug, Clone)]
@@ -40,13 +46,15 @@ pub struct IngestSettings {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub max_batch_events: usize,
+    /// Its token and the `Host` names it answers without one.
+    pub access: Access,
 }
 
 #[derive(Debug, Clone)]
 pub struct AdminSettings {
     pub listen: SocketAddr,
-    /// When set, the admin API wants `Authorization: Bearer <token>`.
-    pub token: Option<Secret>,
+    /// Its token and the `Host` names it answers without one.
+    pub access: Access,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +124,15 @@ impl Settings {
         keys
     }
 
+    /// Why these settings must not run on listeners bound at `ingest` and
+    /// `admin` (the addresses actually bound, which a reload cannot move):
+    /// one that is beyond loopback without its token.
+    pub fn exposure(&self, ingest: SocketAddr, admin: SocketAddr) -> Vec<String> {
+        let ingest = self.ingest.access.exposure("ingest", ingest);
+        let admin = self.admin.access.exposure("admin", admin);
+        ingest.into_iter().chain(admin).collect()
+    }
+
     /// Every file the config reads besides itself: secret files and the CA
     /// file. A change to one of them is a change to the config.
     pub fn referenced_files(&self) -> Vec<PathBuf> {
@@ -171,38 +188,42 @@ impl Settings {
 }
 
 fn ingest_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<IngestSettings> {
-    let listen = problems.check("ingest.listen", parse_listen(&file.ingest.listen));
-    let max_body_bytes = problems.check("ingest.max_body_bytes", at_least_one(file.ingest.max_body_bytes));
-    let max_batch_events = problems.check("ingest.max_batch_events", at_least_one(file.ingest.max_batch_events));
+    let ingest = &file.ingest;
+    let max_body_bytes = problems.check("ingest.max_body_bytes", size(ingest.max_body_bytes));
+    let max_batch_events = problems.check("ingest.max_batch_events", count(ingest.max_batch_events));
+    let (listen, access) = listener("ingest", &ingest.listen, ingest.token.as_deref(), &ingest.allowed_hosts, problems)?;
     Some(IngestSettings {
-        listen: listen?,
+        listen,
         max_body_bytes: max_body_bytes?,
         max_batch_events: max_batch_events?,
+        access,
     })
 }
 
 fn admin_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<AdminSettings> {
-    let listen = problems.check("admin.listen", parse_listen(&file.admin.listen));
-    let token = match file.admin.token.as_deref() {
-        Some("") => {
-            problems.add("admin.token", "must not be empty; leave it out to run without a token");
-            None
-        }
-        Some(token) => Some(Secret::new(token)),
-        None => None,
-    };
-    if let Some(address) = listen
-        && token.is_none()
-        && file.admin.token.is_none()
-        && !address.ip().is_loopback()
-    {
-        problems.add(
-            "admin.listen",
-            format!("{address} is not a loopback address: set admin.token to expose the admin API"),
-        );
+    let admin = &file.admin;
+    let (listen, access) = listener("admin", &admin.listen, admin.token.as_deref(), &admin.allowed_hosts, problems)?;
+    Some(AdminSettings { listen, access })
+}
+
+/// A listener's address and access rules; beyond loopback it needs its
+/// token.
+fn listener(
+    section: &str,
+    listen: &str,
+    token: Option<&str>,
+    allowed_hosts: &[String],
+    problems: &mut Problems<'_>,
+) -> Option<(SocketAddr, Access)> {
+    let listen_key = format!("{section}.listen");
+    let address = problems.check(listen_key.as_str(), parse_listen(listen));
+    let access = access(section, token, allowed_hosts, problems)?;
+    let address = address?;
+    if let Some(reason) = access.exposure(section, address) {
+        problems.add(listen_key, reason);
         return None;
     }
-    Some(AdminSettings { listen: listen?, token })
+    Some((address, access))
 }
 
 fn storage_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<StorageSettings> {
@@ -222,11 +243,8 @@ fn storage_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<St
 fn delivery_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<DeliverySettings> {
     let delivery = &file.delivery;
     let timeout = problems.check("delivery.timeout", positive_duration(&delivery.timeout));
-    let concurrency = problems.check("delivery.concurrency", at_least_one(delivery.concurrency));
-    let endpoint_concurrency = problems.check(
-        "delivery.endpoint_concurrency",
-        at_least_one(delivery.endpoint_concurrency),
-    );
+    let concurrency = problems.check("delivery.concurrency", count(delivery.concurrency));
+    let endpoint_concurrency = problems.check("delivery.endpoint_concurrency", count(delivery.endpoint_concurrency));
     let mut retry_schedule = Vec::new();
     for (n, text) in delivery.retry_schedule.iter().enumerate() {
         retry_schedule.extend(problems.check(format!("delivery.retry_schedule[{n}]"), positive_duration(text)));
@@ -302,10 +320,7 @@ fn telemetry_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<
         Some(text) => problems
             .check(
                 "telemetry.otlp_endpoint",
-                text.parse::<Uri>()
-                    .ok()
-                    .filter(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some())
-                    .ok_or_else(|| format!("`{text}` is not an absolute http(s) URL")),
+                parse_otlp_endpoint(text),
             )
             .map(Some),
     };
@@ -338,11 +353,39 @@ fn parse_listen(text: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("`{text}` is not an address with a port, like 127.0.0.1:8787"))
 }
 
-fn at_least_one(value: u64) -> Result<usize, String> {
+/// A count from 1 to [`MAX_COUNT`].
+fn count(value: u64) -> Result<usize, String> {
+    within(value, MAX_COUNT, "1000000")
+}
+
+/// A size in bytes from 1 to [`MAX_SIZE`].
+fn size(value: u64) -> Result<usize, String> {
+    within(value, MAX_SIZE, "1 GiB (1073741824)")
+}
+
+fn within(value: u64, max: u64, max_text: &str) -> Result<usize, String> {
     match usize::try_from(value) {
-        Ok(value) if value >= 1 => Ok(value),
-        _ => Err(format!("{value} is out of range: must be at least 1")),
+        Ok(checked) if (1..=max).contains(&value) => Ok(checked),
+        _ => Err(format!("{value} is out of range: must be from 1 to {max_text}")),
     }
+}
+
+/// The collector's base URL: absolute http(s), without credentials (they
+/// would end up in logs; a collector's token goes in
+/// `OTEL_EXPORTER_OTLP_HEADERS`).
+fn parse_otlp_endpoint(text: &str) -> Result<Uri, String> {
+    let shown = without_credentials(text);
+    let uri = text
+        .parse::<Uri>()
+        .ok()
+        .filter(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some())
+        .ok_or_else(|| format!("`{shown}` is not an absolute http(s) URL"))?;
+    if uri.authority().is_some_and(|authority| authority.as_str().contains('@')) {
+        return Err(format!(
+            "`{shown}`: credentials in the URL are not supported; send them with OTEL_EXPORTER_OTLP_HEADERS"
+        ));
+    }
+    Ok(uri)
 }
 
 fn positive_duration(text: &str) -> Result<Duration, String> {

@@ -33,38 +33,60 @@ pub struct AttemptContext {
 /// What an attempt did, for the worker's bookkeeping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempted {
-    /// Not sent: the delivery is gone or no longer pending.
+    /// Not made: the delivery is gone, no longer pending, or its record
+    /// cannot be read (it was taken off the queue).
     Skipped,
-    Sent(NextStep),
+    /// Recorded, with the step that follows (sent, or failed without a
+    /// request because its records cannot be read).
+    Recorded(NextStep),
 }
 
-/// Makes one attempt of delivery `id` with `stack`, which is already ready
-/// (its permits held).
-pub async fn attempt(context: &AttemptContext, mut stack: EndpointStack, id: &str) -> Result<Attempted, store::Error> {
-    let Some(delivery) = context.store.delivery(id)? else {
-        return Ok(Attempted::Skipped);
+/// Makes one attempt of delivery `id`, due at `due_at` in its endpoint's
+/// queue, with `stack`, which is already ready (its permits held).
+///
+/// A delivery whose records the store cannot read is never retried every
+/// second: one whose event is missing or damaged fails at once with error
+/// kind `corrupt_record`; one whose own record is damaged leaves the queue.
+pub async fn attempt(
+    context: &AttemptContext,
+    mut stack: EndpointStack,
+    id: &str,
+    due_at: u64,
+) -> Result<Attempted, store::Error> {
+    let endpoint = &context.target.endpoint.id;
+    let delivery = match context.store.delivery(id) {
+        Ok(Some(delivery)) => delivery,
+        Ok(None) => return Ok(Attempted::Skipped),
+        Err(store::Error::Corrupt(reason)) => {
+            tracing::error!(endpoint, delivery = id, %reason, "a delivery record cannot be read; it leaves the queue");
+            context.store.unqueue(endpoint, due_at, id)?;
+            return Ok(Attempted::Skipped);
+        }
+        Err(error) => return Err(error),
     };
     // A read of the queue made before this delivery's last attempt was
     // recorded can still name it: not yet, it is due at its new time.
     if delivery.status != DeliveryStatus::Pending || delivery.next_attempt_at > clock::now_ms() {
         return Ok(Attempted::Skipped);
     }
-    let Some(event) = context.store.event(&delivery.event_id)? else {
-        return Err(store::Error::Corrupt(format!("delivery {id} has no event")));
+    let event = match context.store.event(&delivery.event_id) {
+        Ok(Some(event)) => event,
+        Ok(None) => return fail_unsendable(context, id, &delivery, "its event is missing from the store"),
+        Err(store::Error::Corrupt(reason)) => return fail_unsendable(context, id, &delivery, &reason),
+        Err(error) => return Err(error),
     };
     let number = delivery.attempt_count + 1;
     let sent_at = OffsetDateTime::now_utc();
-    let request = request::build(
-        &context.target,
-        &Message {
-            event_id: &delivery.event_id,
-            event: &delivery.event,
-            body: Bytes::from(event.body),
-            attempt: number,
-            traceparent: event.meta.traceparent.as_deref(),
-        },
-        sent_at,
-    );
+    let message = Message {
+        event_id: &delivery.event_id,
+        event: &delivery.event,
+        body: Bytes::from(event.body),
+        attempt: number,
+        traceparent: event.meta.traceparent.as_deref(),
+    };
+    let Ok(request) = request::build(&context.target, &message, sent_at) else {
+        return fail_unsendable(context, id, &delivery, "the stored event id or type is not a valid header value");
+    };
     let started = Instant::now();
     let in_flight = context.metrics.in_flight();
     let result = match stack.ready().await {
@@ -95,9 +117,7 @@ pub async fn attempt(context: &AttemptContext, mut stack: EndpointStack, id: &st
             .retry
             .after_failure(number, retry_after, rand::random_range(-1.0..=1.0))
         {
-            AfterFailure::RetryIn(delay) => {
-                NextStep::RetryAt(now + u64::try_from(delay.as_millis()).unwrap_or(u64::MAX / 2))
-            }
+            AfterFailure::RetryIn(delay) => NextStep::RetryAt(clock::after(now, delay)),
             AfterFailure::GiveUp => NextStep::Failed,
         },
     };
@@ -109,18 +129,53 @@ pub async fn attempt(context: &AttemptContext, mut stack: EndpointStack, id: &st
         latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
         response_snippet: String::from_utf8_lossy(&snippet).into_owned(),
     };
-    log_outcome(&context.target.endpoint.id, id, &record, next);
-    context.store.record_attempt(id, &record, next, now)?;
-    context.controls.record(&context.target.endpoint.id, &record);
+    record(context, id, &record, next, now, latency)
+}
+
+/// Fails a delivery that cannot be sent because its stored records are
+/// missing or damaged: one attempt of kind `corrupt_record`, no request,
+/// the reason as its snippet.
+fn fail_unsendable(
+    context: &AttemptContext,
+    id: &str,
+    delivery: &store::DeliveryRecord,
+    reason: &str,
+) -> Result<Attempted, store::Error> {
+    tracing::error!(endpoint = %context.target.endpoint.id, delivery = id, reason, "a delivery cannot be sent: it fails");
+    let now = clock::now_ms();
+    let attempt = AttemptRecord {
+        n: delivery.attempt_count + 1,
+        at: now,
+        status_code: None,
+        error_kind: Some(ErrorKind::CorruptRecord.as_str().to_owned()),
+        latency_ms: 0,
+        response_snippet: reason.to_owned(),
+    };
+    record(context, id, &attempt, NextStep::Failed, now, Duration::ZERO)
+}
+
+/// Records an attempt's outcome, in the store, the health figures and the
+/// metrics.
+fn record(
+    context: &AttemptContext,
+    id: &str,
+    attempt: &AttemptRecord,
+    next: NextStep,
+    now: u64,
+    latency: Duration,
+) -> Result<Attempted, store::Error> {
     let endpoint = &context.target.endpoint.id;
-    let result = record.error_kind.as_deref().unwrap_or("success");
+    log_outcome(endpoint, id, attempt, next);
+    context.store.record_attempt(id, attempt, next, now)?;
+    context.controls.record(endpoint, attempt);
+    let result = attempt.error_kind.as_deref().unwrap_or("success");
     context.metrics.attempt(endpoint, result, latency.as_secs_f64());
     match next {
         NextStep::Succeeded => context.metrics.delivery_finished(endpoint, "succeeded"),
         NextStep::Failed => context.metrics.delivery_finished(endpoint, "failed"),
         NextStep::RetryAt(_) => {}
     }
-    Ok(Attempted::Sent(next))
+    Ok(Attempted::Recorded(next))
 }
 
 fn log_outcome(endpoint: &str, id: &str, record: &AttemptRecord, next: NextStep) {

@@ -71,9 +71,10 @@ fn is_global_v6(ip: Ipv6Addr) -> bool {
         let local_nat64 = is_in(ip, 0x0064_ff9b_0001 << 80, 48);
         return is_global_v4(v4) && (!local_nat64 || is_global_v4(nat64_48(ip)));
     }
-    const REFUSED: [(u128, u8); 6] = [
+    const REFUSED: [(u128, u8); 7] = [
         (0, 96),                 // ::/96 IPv4-compatible, with :: and ::1
         (0xfe80 << 112, 10),     // fe80::/10 link-local
+        (0xfec0 << 112, 10),     // fec0::/10 site-local (deprecated, still routed inside some sites)
         (0xfc00 << 112, 7),      // fc00::/7 unique local
         (0xff00 << 112, 8),      // ff00::/8 multicast
         (0x2001_0000 << 96, 32), // 2001::/32 Teredo
@@ -192,6 +193,9 @@ mod tests {
             "::ffff:ffff",
             "fe80::",
             "febf:ffff::1",
+            "fec0::",
+            "fec0::1",
+            "feff:ffff::1",
             "fc00::",
             "fdff:ffff::1",
             "ff00::",
@@ -249,7 +253,6 @@ mod tests {
             "2a00:1450:4001::200e",
             "2001:1::1",
             "2001:db9::1",
-            "fec0::1",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
             "2002:808:808::",

@@ -31,6 +31,9 @@ pub enum ErrorKind {
     Io,
     /// Paused for longer than `storage.retention`.
     Expired,
+    /// The delivery's event is missing from the store, or its record cannot
+    /// be read: nothing can be sent, now or later.
+    CorruptRecord,
 }
 
 impl ErrorKind {
@@ -45,6 +48,7 @@ impl ErrorKind {
             ErrorKind::Redirect => "redirect",
             ErrorKind::Io => "io",
             ErrorKind::Expired => "expired",
+            ErrorKind::CorruptRecord => "corrupt_record",
         }
     }
 

@@ -4,6 +4,7 @@
 //! Signatures and timestamps are computed at send time, on every attempt.
 
 use bytes::Bytes;
+use http::header::InvalidHeaderValue;
 use http::{HeaderValue, Method, Request, header};
 use time::OffsetDateTime;
 
@@ -73,14 +74,18 @@ pub struct Message<'a> {
     pub traceparent: Option<&'a str>,
 }
 
-/// Builds the request for one attempt at time `now`.
-pub fn build(target: &Target, message: &Message<'_>, now: OffsetDateTime) -> Request<OutboundBody> {
+/// Builds the request for one attempt at time `now`. Fails only when the
+/// stored event id or type cannot be a header value: a record damaged in
+/// the store (ingest checks both).
+pub fn build(
+    target: &Target,
+    message: &Message<'_>,
+    now: OffsetDateTime,
+) -> Result<Request<OutboundBody>, InvalidHeaderValue> {
     let timestamp = now.unix_timestamp();
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(target.endpoint.url.clone())
-        .body(OutboundBody::new(message.body.clone()))
-        .expect("a request from checked parts");
+    let mut request = Request::new(OutboundBody::new(message.body.clone()));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = target.endpoint.url.clone();
     let headers = request.headers_mut();
     // The operator's static headers first: none of them can collide with
     // the ones hookd sets (the config refuses reserved names).
@@ -89,9 +94,9 @@ pub fn build(target: &Target, message: &Message<'_>, now: OffsetDateTime) -> Req
     }
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
-    headers.insert(headers::SIGNATURE, value(&target.hex.sign(&message.body)));
-    headers.insert(headers::ID, value(message.event_id));
-    headers.insert(headers::EVENT, value(message.event));
+    headers.insert(headers::SIGNATURE, HeaderValue::try_from(target.hex.sign(&message.body))?);
+    headers.insert(headers::ID, HeaderValue::from_str(message.event_id)?);
+    headers.insert(headers::EVENT, HeaderValue::from_str(message.event)?);
     headers.insert(headers::TIMESTAMP, HeaderValue::from(timestamp));
     headers.insert(headers::ATTEMPT, HeaderValue::from(message.attempt));
     if !target.standard.is_empty() {
@@ -101,9 +106,9 @@ pub fn build(target: &Target, message: &Message<'_>, now: OffsetDateTime) -> Req
             .filter(|(_, until)| until.is_none_or(|until| now < until))
             .map(|(signer, _)| signer.sign(message.event_id, timestamp, &message.body))
             .collect();
-        headers.insert(headers::STANDARD_ID, value(message.event_id));
+        headers.insert(headers::STANDARD_ID, HeaderValue::from_str(message.event_id)?);
         headers.insert(headers::STANDARD_TIMESTAMP, HeaderValue::from(timestamp));
-        headers.insert(headers::STANDARD_SIGNATURE, value(&signatures.join(" ")));
+        headers.insert(headers::STANDARD_SIGNATURE, HeaderValue::try_from(signatures.join(" "))?);
     }
     request.extensions_mut().insert(AttemptLabels {
         endpoint: target.endpoint.id.clone(),
@@ -112,11 +117,5 @@ pub fn build(target: &Target, message: &Message<'_>, now: OffsetDateTime) -> Req
         attempt: message.attempt,
         parent: message.traceparent.map(str::to_owned),
     });
-    request
-}
-
-/// Ids, event names, signatures and trace context are ASCII by
-/// construction, so they are always valid header values.
-fn value(text: &str) -> HeaderValue {
-    HeaderValue::from_str(text).expect("ASCII header value")
+    Ok(request)
 }

@@ -73,7 +73,7 @@ impl Worker {
                 last_full_scan = Instant::now();
             }
             let now = clock::now_ms();
-            let busy = in_flight.lock().expect("in-flight lock").len();
+            let busy = lock(&in_flight).len();
             let scan = match self
                 .context
                 .store
@@ -87,7 +87,7 @@ impl Worker {
                 }
             };
             let fresh: Vec<(u64, String)> = {
-                let in_flight = in_flight.lock().expect("in-flight lock");
+                let in_flight = lock(&in_flight);
                 scan.due.into_iter().filter(|(_, id)| !in_flight.contains(id)).collect()
             };
             if fresh.is_empty() {
@@ -115,15 +115,14 @@ impl Worker {
                     _ = stop.changed() => break 'work,
                 }
                 cursor = due_at;
-                in_flight.lock().expect("in-flight lock").insert(id.clone());
+                let entry = InFlight::enter(&in_flight, &id);
                 let context = self.context.clone();
                 let wakeup = self.wakeup.clone();
-                let in_flight = in_flight.clone();
                 attempts.spawn(async move {
-                    let result = attempt(&context, stack, &id).await;
-                    in_flight.lock().expect("in-flight lock").remove(&id);
+                    let result = attempt(&context, stack, &id, due_at).await;
+                    drop(entry);
                     match result {
-                        Ok(Attempted::Sent(NextStep::RetryAt(at))) => wakeup.wake(at),
+                        Ok(Attempted::Recorded(NextStep::RetryAt(at))) => wakeup.wake(at),
                         Ok(_) => {}
                         Err(error) => {
                             tracing::error!(delivery = %id, %error, "cannot record an attempt; it will be made again");
@@ -136,4 +135,34 @@ impl Worker {
         }
         attempts
     }
+}
+
+/// A delivery's place in the in-flight set, left when dropped: when the
+/// attempt ends, and also when it panics, so a panic never strands the
+/// delivery (it is due again, and the next scan picks it up).
+struct InFlight {
+    set: Arc<Mutex<HashSet<String>>>,
+    id: String,
+}
+
+impl InFlight {
+    fn enter(set: &Arc<Mutex<HashSet<String>>>, id: &str) -> InFlight {
+        lock(set).insert(id.to_owned());
+        InFlight {
+            set: set.clone(),
+            id: id.to_owned(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        lock(&self.set).remove(&self.id);
+    }
+}
+
+/// The in-flight set; a panic while it was held leaves it usable (it is
+/// a set of ids, consistent after any single insert or remove).
+fn lock(set: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    set.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

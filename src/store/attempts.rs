@@ -79,6 +79,18 @@ impl Store {
         self.write(&db, batch, Durability::Written)
     }
 
+    /// Takes delivery `id` off `endpoint`'s queue (its `due` entry at
+    /// `due_ms`) without touching its record: for a record that cannot be
+    /// read, so it is not tried again and again. The record stays for an
+    /// operator to look at.
+    pub fn unqueue(&self, endpoint: &str, due_ms: u64, id: &str) -> Result<(), Error> {
+        let db = self.db()?;
+        let _guard = self.lock_delivery(id);
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(column_family(&db, cf::DUE), keys::endpoint_timed(endpoint, due_ms, id));
+        self.write(&db, batch, Durability::Written)
+    }
+
     /// Every recorded attempt of a delivery, in order.
     pub fn attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, Error> {
         let db = self.db()?;

@@ -217,4 +217,24 @@ async fn receive_prints_each_webhook_and_its_verdict() {
     );
     let delivery = sidecar.finished(&format!("{bad}.bad"), PATIENCE).await;
     assert_eq!(delivery.status, hookd::store::DeliveryStatus::Failed, "answered 401");
+    // Anyone on the machine can post to it: a body with terminal escapes
+    // and line breaks prints escaped, on one line, and a signature of the
+    // wrong length is simply invalid.
+    let hostile = b"{\"x\":\"\x1b[2J\x1b]0;pwned\x07\"}\r\nforged: signature ok".to_vec();
+    let answer = sidecar
+        .http
+        .send(
+            http::Method::POST,
+            &format!("http://127.0.0.1:{port}/webhooks"),
+            &[("x-webhook-signature", "00"), ("x-webhook-id", "evt_forged")],
+            hostile.into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, http::StatusCode::UNAUTHORIZED);
+    let verdict = tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap().unwrap().unwrap();
+    assert!(verdict.ends_with("signature INVALID"), "{verdict}");
+    let body = lines.next_line().await.unwrap().unwrap();
+    assert!(!body.contains('\x1b') && !body.contains('\r') && !body.contains('\x07'), "{body:?}");
+    assert!(body.contains("\\u{1b}[2J") && body.ends_with("\\u{d}\\u{a}forged: signature ok"), "{body}");
 }

@@ -138,6 +138,78 @@ secret_file = "{}"
     );
 }
 
+#[test]
+fn header_values_are_redacted_like_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        "hookd.toml",
+        &format!("{ONE_ENDPOINT}headers = {{ Authorization = \"Bearer header-credential\", X-Tenant = \"euron\" }}\n"),
+    );
+    let output = check_config(&path, &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(!printed.contains("header-credential") && !printed.contains("euron"), "{printed}");
+    let effective: toml::Value = toml::from_str(&printed).unwrap();
+    assert_eq!(effective["endpoints"][0]["headers"]["Authorization"].as_str(), Some("<redacted>"));
+}
+
+#[test]
+fn no_error_repeats_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, Vec<(&str, &str)>); 6] = [
+        ("a token of the wrong type", "[admin]\ntoken = 4242424242\n", vec![]),
+        (
+            "a secret of the wrong type",
+            "[[endpoints]]\nid = \"crm\"\nurl = \"https://crm.example.com/\"\nevents = [\"*\"]\nsecret = 4242424242\n",
+            vec![],
+        ),
+        (
+            "a header value of the wrong type",
+            &format!("{ONE_ENDPOINT}headers = {{ Authorization = 4242424242 }}\n"),
+            vec![],
+        ),
+        (
+            "a URL with a password",
+            "[[endpoints]]\nid = \"crm\"\nurl = \"https://crm:4242424242@crm.example.com/\"\nevents = [\"*\"]\nsecret = \"s\"\n",
+            vec![],
+        ),
+        (
+            "a collector URL with a password",
+            "[telemetry]\notlp_endpoint = \"http://otel:4242424242@127.0.0.1:4318\"\n",
+            vec![],
+        ),
+        (
+            "a token from the environment beside another problem",
+            "[delivery]\ntimeout = \"soon\"\n",
+            vec![("HOOKD_ADMIN__TOKEN", "4242424242"), ("HOOKD_INGEST__TOKEN", "4242424242")],
+        ),
+    ];
+    for (n, (name, text, env)) in cases.iter().enumerate() {
+        let path = write_config(dir.path(), &format!("case{n}.toml"), text);
+        let output = check_config(&path, env);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert!(!stderr.contains("4242424242"), "{name} leaked:\n{stderr}");
+        assert!(stderr.lines().all(|line| line.split(": ").count() >= 3), "{name}: {stderr}");
+    }
+}
+
+#[test]
+fn tokens_from_the_environment_are_taken_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "hookd.toml", "");
+    for token in ["0042", "true", "[abc]", "1.50"] {
+        let output = check_config(&path, &[("HOOKD_ADMIN__TOKEN", token), ("HOOKD_INGEST__TOKEN", token)]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{token}: {stderr}");
+        let printed = String::from_utf8(output.stdout).unwrap();
+        let effective: toml::Value = toml::from_str(&printed).unwrap();
+        assert_eq!(effective["admin"]["token"].as_str(), Some("<redacted>"), "{token}");
+        assert_eq!(effective["ingest"]["token"].as_str(), Some("<redacted>"), "{token}");
+    }
+}
+
 /// One invalid config and the error line it must produce.
 struct Case {
     name: &'static str,
@@ -291,6 +363,56 @@ events = ["payment.*"]"#;
             "admin beyond loopback without a token",
             "[admin]\nlisten = \"0.0.0.0:8788\"\n",
             "admin.listen: 0.0.0.0:8788 is not a loopback address: set admin.token",
+        ),
+        case(
+            "ingest beyond loopback without a token",
+            "[ingest]\nlisten = \"0.0.0.0:8787\"\n",
+            "ingest.listen: 0.0.0.0:8787 is not a loopback address: set ingest.token",
+        ),
+        case(
+            "empty ingest token",
+            "[ingest]\ntoken = \"\"\n",
+            "ingest.token: must not be empty",
+        ),
+        case(
+            "an allowed host with a port",
+            "[admin]\nallowed_hosts = [\"hookd.internal:8788\"]\n",
+            "admin.allowed_hosts[0]: `hookd.internal:8788` is not a host name",
+        ),
+        case(
+            "concurrency past tokio's semaphore",
+            "[delivery]\nconcurrency = 2305843009213693952\n",
+            "delivery.concurrency: 2305843009213693952 is out of range: must be from 1 to 1000000",
+        ),
+        case(
+            "endpoint concurrency past a million",
+            "[delivery]\nendpoint_concurrency = 1000001\n",
+            "delivery.endpoint_concurrency: 1000001 is out of range",
+        ),
+        case(
+            "a batch past a million",
+            "[ingest]\nmax_batch_events = 1000001\n",
+            "ingest.max_batch_events: 1000001 is out of range",
+        ),
+        case(
+            "a body past 1 GiB",
+            "[ingest]\nmax_body_bytes = 1073741825\n",
+            "ingest.max_body_bytes: 1073741825 is out of range: must be from 1 to 1 GiB",
+        ),
+        case(
+            "a duration of u64::MAX milliseconds",
+            "[delivery]\ntimeout = \"18446744073709551615ms\"\n",
+            "delivery.timeout: invalid duration `18446744073709551615ms`: longer than 100 years",
+        ),
+        case(
+            "a retry delay over 100 years",
+            "[delivery]\nretry_schedule = [\"1m\", \"36526d\"]\n",
+            "delivery.retry_schedule[1]: invalid duration `36526d`: longer than 100 years",
+        ),
+        case(
+            "a retention over 100 years",
+            "[storage]\nretention = \"876601h\"\n",
+            "storage.retention: invalid duration `876601h`: longer than 100 years",
         ),
         case(
             "reserved catalog name",

@@ -19,6 +19,7 @@ mod metrics;
 mod reload;
 mod retention;
 mod safety;
+mod security;
 mod subscribers;
 mod support;
 mod tls;

@@ -2,7 +2,7 @@
 //! delivery with its payload and attempts, and the manual retry.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use http::StatusCode;
 use serde::Deserialize;
@@ -11,6 +11,7 @@ use serde_json::json;
 use super::blocking;
 use super::views::{AttemptView, DeliveryDetail, DeliveryView, shown_status};
 use crate::api::AppState;
+use crate::api::extract::{Path, Query};
 use crate::api::error::{ApiError, code};
 use crate::clock;
 use crate::store::RetryError;

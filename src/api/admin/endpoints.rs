@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -13,6 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use super::blocking;
 use super::views::EndpointView;
 use crate::api::AppState;
+use crate::api::extract::Path;
 use crate::api::error::ApiError;
 use crate::api::json_body::read_json_body;
 use crate::catalog::TEST_EVENT;

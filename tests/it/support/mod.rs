@@ -4,6 +4,7 @@
 pub mod collector;
 pub mod http;
 pub mod process;
+pub mod raw_store;
 pub mod receiver;
 pub mod script_subscriber;
 pub mod sidecar;

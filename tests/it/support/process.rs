@@ -69,6 +69,11 @@ impl HookdProcess {
     /// Starts `hookd serve --config PATH` and waits until both listeners
     /// are up (it logs their addresses).
     pub fn spawn(config: &Path) -> HookdProcess {
+        HookdProcess::spawn_with_env(config, &[])
+    }
+
+    /// Like [`HookdProcess::spawn`], with these environment variables.
+    pub fn spawn_with_env(config: &Path, env: &[(&str, &str)]) -> HookdProcess {
         let mut command = Command::new(hookd_binary());
         command
             .arg("serve")
@@ -78,6 +83,9 @@ impl HookdProcess {
             .stderr(Stdio::piped());
         clean_env(&mut command);
         command.env("RUST_LOG", "info");
+        for (name, value) in env {
+            command.env(name, value);
+        }
         let mut child = command.spawn().expect("starting hookd serve");
         let stderr = child.stderr.take().expect("piped stderr");
         let (lines, addresses) = mpsc::channel();

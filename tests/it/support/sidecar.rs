@@ -55,10 +55,17 @@ impl Sidecar {
     }
 
     /// Stops hookd and starts it again on the same config and data.
-    pub async fn restart(mut self) -> Sidecar {
+    pub async fn restart(self) -> Sidecar {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Stops hookd, runs `between` on the closed store's directory (to
+    /// damage it, say), and starts hookd again on the same config and data.
+    pub async fn restart_with(mut self, between: impl FnOnce(&std::path::Path)) -> Sidecar {
         self.shutdown().await;
         let Sidecar { store, _dir: dir, .. } = self;
         drop(store);
+        between(&dir.path().join("data"));
         Sidecar::start_in(dir).await
     }
 
