@@ -61,7 +61,9 @@ pub fn normalize_created_at(text: &str) -> Result<(OffsetDateTime, String), Stri
 /// The time of receipt in the same shape, with millisecond precision.
 /// `now` is a clock reading or a stored time, so its year is in range.
 pub fn format_received_at(now: OffsetDateTime) -> String {
-    let utc = now.checked_to_offset(UtcOffset::UTC).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let utc = now
+        .checked_to_offset(UtcOffset::UTC)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     format_utc(utc, Some(&format!("{:03}", utc.millisecond())))
 }
 

@@ -109,7 +109,12 @@ impl Reloader {
         if !exposed.is_empty() {
             let reasons: Vec<String> = exposed
                 .iter()
-                .map(|reason| format!("{}: {reason} (the listener is bound there until a restart)", self.path.display()))
+                .map(|reason| {
+                    format!(
+                        "{}: {reason} (the listener is bound there until a restart)",
+                        self.path.display()
+                    )
+                })
                 .collect();
             return self.refuse(reasons.join("\n"));
         }

@@ -93,7 +93,11 @@ fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
 fn same_secret(given: &str, expected: &str) -> bool {
     let given = Sha256::digest(given.as_bytes());
     let expected = Sha256::digest(expected.as_bytes());
-    given.iter().zip(expected.iter()).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
+    given
+        .iter()
+        .zip(expected.iter())
+        .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+        == 0
 }
 
 /// Whether the request's `Host` (or HTTP/2 `:authority`) is a loopback
@@ -176,7 +180,14 @@ mod tests {
             allowed_hosts: Vec::new(),
         };
         let uri = Uri::from_static("/v1/events");
-        let with = |value: &str| judge(&access, &headers(&[("authorization", value), ("host", "evil.example")]), &uri, false);
+        let with = |value: &str| {
+            judge(
+                &access,
+                &headers(&[("authorization", value), ("host", "evil.example")]),
+                &uri,
+                false,
+            )
+        };
         assert_eq!(with("Bearer s3cret"), Verdict::Allowed);
         assert_eq!(with("bearer s3cret"), Verdict::Allowed);
         assert_eq!(with("BEARER  s3cret"), Verdict::Allowed);

@@ -35,7 +35,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", post(post_event).fallback(method_not_allowed))
         .route("/v1/events/batch", post(post_batch).fallback(method_not_allowed))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), access::ingest_guard))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::ingest_guard,
+        ))
         .with_state(state)
 }
 

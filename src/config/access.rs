@@ -70,7 +70,9 @@ fn check_host_name(host: &str) -> Result<String, String> {
         .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
     let name = !host.is_empty()
         && host.len() <= 253
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
     if bracketed_ip || name {
         Ok(host.to_ascii_lowercase())
     } else {

@@ -143,7 +143,9 @@ fn parse_endpoint_url(text: &str) -> Result<Uri, String> {
         .authority()
         .is_some_and(|authority| authority.as_str().contains('@'))
     {
-        return Err(format!("`{shown}`: credentials in the URL are not supported; use headers"));
+        return Err(format!(
+            "`{shown}`: credentials in the URL are not supported; use headers"
+        ));
     }
     Ok(uri)
 }
@@ -193,7 +195,11 @@ mod tests {
         ] {
             assert!(parse_endpoint_url(bad).is_err(), "{bad}");
         }
-        for leaky in ["https://u:hunter2@x.example/", "https://u:hunter2@/", "htps://u:hunter2@x"] {
+        for leaky in [
+            "https://u:hunter2@x.example/",
+            "https://u:hunter2@/",
+            "htps://u:hunter2@x",
+        ] {
             let reason = parse_endpoint_url(leaky).unwrap_err();
             assert!(!reason.contains("hunter2"), "{reason}");
         }

@@ -15,18 +15,20 @@ mod secret;
 mod settings;
 mod url_text;
 mod verbatim_env;
+mod yaml;
 
 use std::path::Path;
 
-use figment::providers::{Env, Format, Toml, Yaml};
+use figment::providers::{Env, Format, Toml};
 use figment::{Figment, Metadata, Source};
 
 use self::verbatim_env::VerbatimEnv;
+use self::yaml::Yaml;
 
+pub use access::Access;
 pub use duration::parse_duration;
 pub use endpoint::Endpoint;
 pub use file::{ConfigFile, REDACTED};
-pub use access::Access;
 pub use problems::{ConfigError, ConfigErrors};
 pub use secret::Secret;
 pub use settings::{
@@ -79,7 +81,9 @@ pub fn layers(file: Option<&Path>) -> Figment {
     let ignored: Vec<&str> = CLI_VARIABLES.iter().chain(&VERBATIM_KEYS).copied().collect();
     figment
         .merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&ignored))
-        .merge(VerbatimEnv::new(Env::prefixed(ENV_PREFIX).split("__").only(&VERBATIM_KEYS)))
+        .merge(VerbatimEnv::new(
+            Env::prefixed(ENV_PREFIX).split("__").only(&VERBATIM_KEYS),
+        ))
 }
 
 /// Extracts and checks the merged configuration.
@@ -105,9 +109,7 @@ fn extraction_error(figment: &Figment, error: figment::Error) -> ConfigError {
         figment::error::Kind::InvalidType(_, expected) if holds_secret(&error.path) => {
             format!("invalid type: expected {expected} (the value is not shown: it may be a secret)")
         }
-        _ if holds_secret(&error.path) => {
-            "invalid value (not shown: it may be a secret)".to_owned()
-        }
+        _ if holds_secret(&error.path) => "invalid value (not shown: it may be a secret)".to_owned(),
         kind => kind.to_string(),
     };
     // figment's path ends with the unknown field itself, and writes list

@@ -14,9 +14,9 @@ use ipnet::IpNet;
 use super::access::{Access, access};
 use super::duration::parse_duration;
 use super::endpoint::{Endpoint, check_unique_ids};
-use super::url_text::without_credentials;
 use super::file::ConfigFile;
 use super::problems::{ConfigErrors, Locate, Problems};
+use super::url_text::without_credentials;
 use crate::catalog::Catalog;
 
 /// The largest count a setting takes (`concurrency`, `max_batch_events`).
@@ -191,7 +191,13 @@ fn ingest_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<Ing
     let ingest = &file.ingest;
     let max_body_bytes = problems.check("ingest.max_body_bytes", size(ingest.max_body_bytes));
     let max_batch_events = problems.check("ingest.max_batch_events", count(ingest.max_batch_events));
-    let (listen, access) = listener("ingest", &ingest.listen, ingest.token.as_deref(), &ingest.allowed_hosts, problems)?;
+    let (listen, access) = listener(
+        "ingest",
+        &ingest.listen,
+        ingest.token.as_deref(),
+        &ingest.allowed_hosts,
+        problems,
+    )?;
     Some(IngestSettings {
         listen,
         max_body_bytes: max_body_bytes?,
@@ -202,7 +208,13 @@ fn ingest_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<Ing
 
 fn admin_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<AdminSettings> {
     let admin = &file.admin;
-    let (listen, access) = listener("admin", &admin.listen, admin.token.as_deref(), &admin.allowed_hosts, problems)?;
+    let (listen, access) = listener(
+        "admin",
+        &admin.listen,
+        admin.token.as_deref(),
+        &admin.allowed_hosts,
+        problems,
+    )?;
     Some(AdminSettings { listen, access })
 }
 
@@ -318,10 +330,7 @@ fn telemetry_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<
     let otlp_endpoint = match telemetry.otlp_endpoint.as_deref() {
         None => Some(None),
         Some(text) => problems
-            .check(
-                "telemetry.otlp_endpoint",
-                parse_otlp_endpoint(text),
-            )
+            .check("telemetry.otlp_endpoint", parse_otlp_endpoint(text))
             .map(Some),
     };
     let otlp_protocol = match telemetry.otlp_protocol.as_str() {
@@ -380,7 +389,10 @@ fn parse_otlp_endpoint(text: &str) -> Result<Uri, String> {
         .ok()
         .filter(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some())
         .ok_or_else(|| format!("`{shown}` is not an absolute http(s) URL"))?;
-    if uri.authority().is_some_and(|authority| authority.as_str().contains('@')) {
+    if uri
+        .authority()
+        .is_some_and(|authority| authority.as_str().contains('@'))
+    {
         return Err(format!(
             "`{shown}`: credentials in the URL are not supported; send them with OTEL_EXPORTER_OTLP_HEADERS"
         ));

@@ -35,7 +35,10 @@ impl Provider for VerbatimEnv {
                     .insert(field.to_owned(), Value::from(value));
             }
         }
-        let dict = tables.into_iter().map(|(table, fields)| (table, Value::from(fields))).collect();
+        let dict = tables
+            .into_iter()
+            .map(|(table, fields)| (table, Value::from(fields)))
+            .collect();
         Ok(Profile::Default.collect(dict))
     }
 }

@@ -85,7 +85,12 @@ pub async fn attempt(
         traceparent: event.meta.traceparent.as_deref(),
     };
     let Ok(request) = request::build(&context.target, &message, sent_at) else {
-        return fail_unsendable(context, id, &delivery, "the stored event id or type is not a valid header value");
+        return fail_unsendable(
+            context,
+            id,
+            &delivery,
+            "the stored event id or type is not a valid header value",
+        );
     };
     let started = Instant::now();
     let in_flight = context.metrics.in_flight();
@@ -121,7 +126,7 @@ pub async fn attempt(
             AfterFailure::GiveUp => NextStep::Failed,
         },
     };
-    let record = AttemptRecord {
+    let outcome = AttemptRecord {
         n: number,
         at: clock::unix_millis(sent_at),
         status_code: status.map(|status| status.as_u16()),
@@ -129,7 +134,7 @@ pub async fn attempt(
         latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
         response_snippet: String::from_utf8_lossy(&snippet).into_owned(),
     };
-    record(context, id, &record, next, now, latency)
+    record(context, id, &outcome, next, now, latency)
 }
 
 /// Fails a delivery that cannot be sent because its stored records are

@@ -94,7 +94,10 @@ pub fn build(
     }
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
-    headers.insert(headers::SIGNATURE, HeaderValue::try_from(target.hex.sign(&message.body))?);
+    headers.insert(
+        headers::SIGNATURE,
+        HeaderValue::try_from(target.hex.sign(&message.body))?,
+    );
     headers.insert(headers::ID, HeaderValue::from_str(message.event_id)?);
     headers.insert(headers::EVENT, HeaderValue::from_str(message.event)?);
     headers.insert(headers::TIMESTAMP, HeaderValue::from(timestamp));
@@ -108,7 +111,10 @@ pub fn build(
             .collect();
         headers.insert(headers::STANDARD_ID, HeaderValue::from_str(message.event_id)?);
         headers.insert(headers::STANDARD_TIMESTAMP, HeaderValue::from(timestamp));
-        headers.insert(headers::STANDARD_SIGNATURE, HeaderValue::try_from(signatures.join(" "))?);
+        headers.insert(
+            headers::STANDARD_SIGNATURE,
+            HeaderValue::try_from(signatures.join(" "))?,
+        );
     }
     request.extensions_mut().insert(AttemptLabels {
         endpoint: target.endpoint.id.clone(),

@@ -217,6 +217,8 @@ async fn receive_prints_each_webhook_and_its_verdict() {
     );
     let delivery = sidecar.finished(&format!("{bad}.bad"), PATIENCE).await;
     assert_eq!(delivery.status, hookd::store::DeliveryStatus::Failed, "answered 401");
+    let body = lines.next_line().await.unwrap().unwrap();
+    assert!(body.starts_with(&format!(r#"{{"id":"{bad}""#)), "{body}");
     // Anyone on the machine can post to it: a body with terminal escapes
     // and line breaks prints escaped, on one line, and a signature of the
     // wrong length is simply invalid.
@@ -232,9 +234,19 @@ async fn receive_prints_each_webhook_and_its_verdict() {
         .await
         .unwrap();
     assert_eq!(answer.status, http::StatusCode::UNAUTHORIZED);
-    let verdict = tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap().unwrap().unwrap();
+    let verdict = tokio::time::timeout(PATIENCE, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(verdict.ends_with("signature INVALID"), "{verdict}");
     let body = lines.next_line().await.unwrap().unwrap();
-    assert!(!body.contains('\x1b') && !body.contains('\r') && !body.contains('\x07'), "{body:?}");
-    assert!(body.contains("\\u{1b}[2J") && body.ends_with("\\u{d}\\u{a}forged: signature ok"), "{body}");
+    assert!(
+        !body.contains('\x1b') && !body.contains('\r') && !body.contains('\x07'),
+        "{body:?}"
+    );
+    assert!(
+        body.contains("\\u{1b}[2J") && body.ends_with("\\u{d}\\u{a}forged: signature ok"),
+        "{body}"
+    );
 }

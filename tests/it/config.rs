@@ -96,6 +96,34 @@ fn yaml_files_are_read_as_yaml() {
 }
 
 #[test]
+fn a_yaml_alias_bomb_is_refused_not_expanded() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each level doubles ten times over: fully expanded, 10^9 strings.
+    let mut bomb =
+        String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    for (name, previous) in ["b", "c", "d", "e", "f", "g", "h", "i"]
+        .iter()
+        .zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+    {
+        bomb.push_str(&format!("{name}: &{name} [*{previous},*{previous},*{previous},*{previous},*{previous},*{previous},*{previous},*{previous},*{previous},*{previous}]\n"));
+    }
+    bomb.push_str("events: *i\n");
+    let path = write_config(dir.path(), "bomb.yaml", &bomb);
+    let started = std::time::Instant::now();
+    let output = check_config(&path, &[]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "refused without expanding"
+    );
+}
+
+#[test]
 fn secrets_are_redacted_in_the_effective_config() {
     let dir = tempfile::tempdir().unwrap();
     let secret_file = write_config(dir.path(), "crm-secret", "from-a-file\n");
@@ -149,15 +177,25 @@ fn header_values_are_redacted_like_secrets() {
     let output = check_config(&path, &[]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let printed = String::from_utf8(output.stdout).unwrap();
-    assert!(!printed.contains("header-credential") && !printed.contains("euron"), "{printed}");
+    assert!(
+        !printed.contains("header-credential") && !printed.contains("euron"),
+        "{printed}"
+    );
     let effective: toml::Value = toml::from_str(&printed).unwrap();
-    assert_eq!(effective["endpoints"][0]["headers"]["Authorization"].as_str(), Some("<redacted>"));
+    assert_eq!(
+        effective["endpoints"][0]["headers"]["Authorization"].as_str(),
+        Some("<redacted>")
+    );
 }
+
+/// A config that is wrong somewhere near a secret: its name, its text and
+/// its environment.
+type LeakCase<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
 
 #[test]
 fn no_error_repeats_a_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &str, Vec<(&str, &str)>); 6] = [
+    let cases: [LeakCase<'_>; 6] = [
         ("a token of the wrong type", "[admin]\ntoken = 4242424242\n", vec![]),
         (
             "a secret of the wrong type",
@@ -182,7 +220,10 @@ fn no_error_repeats_a_secret() {
         (
             "a token from the environment beside another problem",
             "[delivery]\ntimeout = \"soon\"\n",
-            vec![("HOOKD_ADMIN__TOKEN", "4242424242"), ("HOOKD_INGEST__TOKEN", "4242424242")],
+            vec![
+                ("HOOKD_ADMIN__TOKEN", "4242424242"),
+                ("HOOKD_INGEST__TOKEN", "4242424242"),
+            ],
         ),
     ];
     for (n, (name, text, env)) in cases.iter().enumerate() {
@@ -191,7 +232,10 @@ fn no_error_repeats_a_secret() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
         assert!(!stderr.contains("4242424242"), "{name} leaked:\n{stderr}");
-        assert!(stderr.lines().all(|line| line.split(": ").count() >= 3), "{name}: {stderr}");
+        assert!(
+            stderr.lines().all(|line| line.split(": ").count() >= 3),
+            "{name}: {stderr}"
+        );
     }
 }
 

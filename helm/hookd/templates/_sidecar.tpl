@@ -27,7 +27,9 @@ The app posts events to http://127.0.0.1:8787/v1/events.
       value: /etc/hookd/config/hookd.yaml
     - name: HOOKD_STORAGE__PATH
       value: /var/lib/hookd
-    # Only the pod's own containers post events.
+    # Only the pod's own containers post events: they share its network
+    # namespace, so loopback is enough and no ingest token is needed (hookd
+    # refuses to listen beyond loopback without one).
     - name: HOOKD_INGEST__LISTEN
       value: "127.0.0.1:8787"
     {{- if $v.adminToken.existingSecret }}

@@ -11,8 +11,8 @@ use serde_json::json;
 use super::blocking;
 use super::views::{AttemptView, DeliveryDetail, DeliveryView, shown_status};
 use crate::api::AppState;
-use crate::api::extract::{Path, Query};
 use crate::api::error::{ApiError, code};
+use crate::api::extract::{Path, Query};
 use crate::clock;
 use crate::store::RetryError;
 

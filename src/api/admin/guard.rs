@@ -66,9 +66,6 @@ fn same_origin(request: &Request) -> bool {
         .headers()
         .get(header::HOST)
         .and_then(|value| value.to_str().ok());
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|origin| origin.strip_prefix("http://"));
+    let origin_host = origin.to_str().ok().and_then(|origin| origin.strip_prefix("http://"));
     matches!((origin_host, host), (Some(origin), Some(host)) if origin.eq_ignore_ascii_case(host))
 }

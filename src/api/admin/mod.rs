@@ -20,8 +20,14 @@ use crate::store::{self, Store};
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(dashboard::page).fallback(method_not_allowed))
-        .route(dashboard::SCRIPT_PATH, get(dashboard::script).fallback(method_not_allowed))
-        .route(dashboard::STYLE_PATH, get(dashboard::style).fallback(method_not_allowed))
+        .route(
+            dashboard::SCRIPT_PATH,
+            get(dashboard::script).fallback(method_not_allowed),
+        )
+        .route(
+            dashboard::STYLE_PATH,
+            get(dashboard::style).fallback(method_not_allowed),
+        )
         .route("/healthz", get(health::healthz).fallback(method_not_allowed))
         .route("/readyz", get(health::readyz).fallback(method_not_allowed))
         .route("/metrics", get(health::metrics).fallback(method_not_allowed))
