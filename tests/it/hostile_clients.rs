@@ -29,7 +29,7 @@ async fn read_until_closed(stream: &mut TcpStream, patience: Duration) -> String
 async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     let sidecar = Sidecar::start("").await;
     let mut slow = TcpStream::connect(address(&sidecar.ingest)).await.unwrap();
-    slow.write_all(b"POST /v1/events HTTP/1.1\r\nHost: hookd\r\nContent-Type: app")
+    slow.write_all(b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: app")
         .await
         .unwrap();
     let started = Instant::now();
@@ -52,7 +52,7 @@ async fn a_body_that_never_arrives_gets_408() {
     let sidecar = Sidecar::start("").await;
     let mut slow = TcpStream::connect(address(&sidecar.ingest)).await.unwrap();
     slow.write_all(
-        b"POST /v1/events HTTP/1.1\r\nHost: hookd\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"event\"",
+        b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"event\"",
     )
     .await
     .unwrap();
@@ -73,7 +73,7 @@ async fn huge_headers_get_431() {
     let mut stream = TcpStream::connect(address(&sidecar.ingest)).await.unwrap();
     let huge = "a".repeat(200 * 1024);
     let request = format!(
-        "POST /v1/events HTTP/1.1\r\nHost: hookd\r\nX-Huge: {huge}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{EVENT}",
+        "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Huge: {huge}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{EVENT}",
         EVENT.len()
     );
     // The server may close before it has read everything we send.
