@@ -32,8 +32,8 @@ pub use file::{ConfigFile, REDACTED};
 pub use problems::{ConfigError, ConfigErrors};
 pub use secret::Secret;
 pub use settings::{
-    AdminSettings, DeliverySettings, IngestSettings, LogFormat, MAX_COUNT, MAX_SIZE, OtlpProtocol, Settings,
-    StorageSettings, TelemetrySettings,
+    AdminSettings, DeliverySettings, IngestSettings, LogFormat, OtlpProtocol, Settings, StorageSettings,
+    TelemetrySettings,
 };
 
 /// The commented defaults, merged under everything else.

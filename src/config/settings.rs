@@ -20,9 +20,9 @@ use super::url_text::without_credentials;
 use crate::catalog::Catalog;
 
 /// The largest count a setting takes (`concurrency`, `max_batch_events`).
-pub const MAX_COUNT: u64 = 1_000_000;
+const MAX_COUNT: u64 = 1_000_000;
 /// The largest size a setting takes (`max_body_bytes`): 1 GiB.
-pub const MAX_SIZE: u64 = 1 << 30;
+const MAX_SIZE: u64 = 1 << 30;
 
 /// Everything hookd needs to run, checked.
 #[derive(Debug, Clone)]
