@@ -7,9 +7,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::file::EndpointFile;
+use super::http_url::parse_http_url;
 use super::problems::Problems;
 use super::secret::{self, Secret};
-use super::url_text::without_credentials;
 use crate::catalog::{Catalog, EventPattern};
 use crate::sign::StandardSigner;
 
@@ -131,23 +131,7 @@ fn check_endpoint_id(id: &str) -> Result<String, String> {
 }
 
 fn parse_endpoint_url(text: &str) -> Result<Uri, String> {
-    let shown = without_credentials(text);
-    let reason = || format!("`{shown}` is not an absolute http(s) URL");
-    let uri: Uri = text.parse().map_err(|_| reason())?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    let host_ok = uri.host().is_some_and(|host| !host.is_empty());
-    if !scheme_ok || !host_ok {
-        return Err(reason());
-    }
-    if uri
-        .authority()
-        .is_some_and(|authority| authority.as_str().contains('@'))
-    {
-        return Err(format!(
-            "`{shown}`: credentials in the URL are not supported; use headers"
-        ));
-    }
-    Ok(uri)
+    parse_http_url(text, "use headers")
 }
 
 /// Headers hookd sets itself; an endpoint may not override them.

@@ -10,10 +10,10 @@ mod access;
 mod duration;
 mod endpoint;
 mod file;
+mod http_url;
 mod problems;
 mod secret;
 mod settings;
-mod url_text;
 mod verbatim_env;
 mod yaml;
 

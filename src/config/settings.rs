@@ -15,8 +15,8 @@ use super::access::{Access, access};
 use super::duration::parse_duration;
 use super::endpoint::{Endpoint, check_unique_ids};
 use super::file::ConfigFile;
+use super::http_url::parse_http_url;
 use super::problems::{ConfigErrors, Locate, Problems};
-use super::url_text::without_credentials;
 use crate::catalog::Catalog;
 
 /// The largest count a setting takes (`concurrency`, `max_batch_events`).
@@ -379,25 +379,10 @@ fn within(value: u64, max: u64, max_text: &str) -> Result<usize, String> {
     }
 }
 
-/// The collector's base URL: absolute http(s), without credentials (they
-/// would end up in logs; a collector's token goes in
-/// `OTEL_EXPORTER_OTLP_HEADERS`).
+/// The collector's base URL; a collector's token goes in
+/// `OTEL_EXPORTER_OTLP_HEADERS`.
 fn parse_otlp_endpoint(text: &str) -> Result<Uri, String> {
-    let shown = without_credentials(text);
-    let uri = text
-        .parse::<Uri>()
-        .ok()
-        .filter(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some())
-        .ok_or_else(|| format!("`{shown}` is not an absolute http(s) URL"))?;
-    if uri
-        .authority()
-        .is_some_and(|authority| authority.as_str().contains('@'))
-    {
-        return Err(format!(
-            "`{shown}`: credentials in the URL are not supported; send them with OTEL_EXPORTER_OTLP_HEADERS"
-        ));
-    }
-    Ok(uri)
+    parse_http_url(text, "send them with OTEL_EXPORTER_OTLP_HEADERS")
 }
 
 fn positive_duration(text: &str) -> Result<Duration, String> {

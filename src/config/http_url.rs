@@ -1,6 +1,31 @@
-//! URLs as error messages show them: never with their credentials.
+//! The http(s) URLs the config takes (endpoints, the trace collector), and
+//! how error messages show them: never with their credentials.
+
+use http::Uri;
 
 use super::file::REDACTED;
+
+/// An absolute `http` or `https` URL with a host and no `user:password@`
+/// (credentials in a URL end up in logs); `credentials_advice` says where
+/// they go instead.
+pub fn parse_http_url(text: &str, credentials_advice: &str) -> Result<Uri, String> {
+    let shown = without_credentials(text);
+    let uri = text
+        .parse::<Uri>()
+        .ok()
+        .filter(|uri| matches!(uri.scheme_str(), Some("http" | "https")))
+        .filter(|uri| uri.host().is_some_and(|host| !host.is_empty()))
+        .ok_or_else(|| format!("`{shown}` is not an absolute http(s) URL"))?;
+    if uri
+        .authority()
+        .is_some_and(|authority| authority.as_str().contains('@'))
+    {
+        return Err(format!(
+            "`{shown}`: credentials in the URL are not supported; {credentials_advice}"
+        ));
+    }
+    Ok(uri)
+}
 
 /// `text` with any `user:password@` of its authority replaced by
 /// `<redacted>@`, so a message about a bad URL does not repeat a password.
