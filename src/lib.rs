@@ -32,7 +32,7 @@ pub mod reload;
 pub mod sign;
 pub mod store;
 mod store_recovery;
-mod sweeper;
+pub mod sweeper;
 pub mod telemetry;
 
 use std::future::Future;

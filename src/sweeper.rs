@@ -10,7 +10,8 @@ use tokio::sync::watch;
 use crate::clock;
 use crate::config::Settings;
 use crate::dispatch::controls::Controls;
-use crate::store::{self, Store};
+use crate::dispatch::outcome::ErrorKind;
+use crate::store::{self, Applied, AttemptRecord, Change, Expect, NextStep, Store};
 
 /// How often the sweep runs.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -58,6 +59,38 @@ fn sweep(store: &Store, settings: &Settings, controls: &Controls) -> Result<(usi
                 .iter()
                 .any(|known| known.id == endpoint && known.enabled)
     };
-    let expired = store.expire_waiting(&active, now, retention_ms)?;
+    let expired = expire_waiting(store, &active, now, retention_ms)?;
     Ok((expired, store.sweep(now, retention_ms)?))
+}
+
+/// Fails the deliveries that have waited longer than `retention_ms` on an
+/// endpoint that is not `active`: each gets a last attempt of kind
+/// `expired` (no request is sent). One that changed meanwhile (its endpoint
+/// came back and an attempt was recorded) is left as it is. Returns how
+/// many expired.
+pub fn expire_waiting(
+    store: &Store,
+    active: &dyn Fn(&str) -> bool,
+    now_ms: u64,
+    retention_ms: u64,
+) -> Result<usize, store::Error> {
+    let mut expired = 0;
+    for (id, due_at) in store.waiting_too_long(active, now_ms, retention_ms)? {
+        let attempt = AttemptRecord {
+            n: 0,
+            at: now_ms,
+            status_code: None,
+            error_kind: Some(ErrorKind::Expired.as_str().to_owned()),
+            latency_ms: 0,
+            response_snippet: String::new(),
+        };
+        let change = Change::Attempted {
+            attempt,
+            next: NextStep::Failed,
+        };
+        if store.transition(&id, Expect::PendingDueAt(due_at), change, now_ms)? == Applied::Done {
+            expired += 1;
+        }
+    }
+    Ok(expired)
 }

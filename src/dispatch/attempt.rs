@@ -16,7 +16,7 @@ use super::request::{self, Message, Target};
 use super::retry::{AfterFailure, RetryPolicy, parse_retry_after};
 use crate::clock;
 use crate::metrics::Metrics;
-use crate::store::{self, AttemptRecord, DeliveryStatus, NextStep, Store};
+use crate::store::{self, Applied, AttemptRecord, Change, DeliveryStatus, Expect, NextStep, Store};
 
 /// How long hookd waits for the first 1 KiB of a response body.
 const SNIPPET_PATIENCE: Duration = Duration::from_secs(2);
@@ -134,7 +134,7 @@ pub async fn attempt(
         latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
         response_snippet: String::from_utf8_lossy(&snippet).into_owned(),
     };
-    record(context, id, &outcome, next, now, latency)
+    record(context, id, &delivery, outcome, next, latency)
 }
 
 /// Fails a delivery that cannot be sent because its stored records are
@@ -156,24 +156,36 @@ fn fail_unsendable(
         latency_ms: 0,
         response_snippet: reason.to_owned(),
     };
-    record(context, id, &attempt, NextStep::Failed, now, Duration::ZERO)
+    record(context, id, delivery, attempt, NextStep::Failed, Duration::ZERO)
 }
 
-/// Records an attempt's outcome, in the store, the health figures and the
+/// Records an attempt's outcome: in the store, if the delivery is still
+/// as the attempt read it (`delivery`), and in the health figures and the
 /// metrics.
 fn record(
     context: &AttemptContext,
     id: &str,
-    attempt: &AttemptRecord,
+    delivery: &store::DeliveryRecord,
+    attempt: AttemptRecord,
     next: NextStep,
-    now: u64,
     latency: Duration,
 ) -> Result<Attempted, store::Error> {
     let endpoint = &context.target.endpoint.id;
-    log_outcome(endpoint, id, attempt, next);
-    context.store.record_attempt(id, attempt, next, now)?;
-    context.controls.record(endpoint, attempt);
-    let result = attempt.error_kind.as_deref().unwrap_or("success");
+    log_outcome(endpoint, id, &attempt, next);
+    context.controls.record(endpoint, &attempt);
+    let result = attempt.error_kind.clone();
+    let expect = Expect::PendingDueAt(delivery.next_attempt_at);
+    let change = Change::Attempted { attempt, next };
+    if context.store.transition(id, expect, change, clock::now_ms())? != Applied::Done {
+        // The sweeper expired it meanwhile: its outcome stays as recorded.
+        tracing::warn!(
+            endpoint,
+            delivery = id,
+            "the delivery changed while its attempt was in flight; this outcome is not recorded"
+        );
+        return Ok(Attempted::Skipped);
+    }
+    let result = result.as_deref().unwrap_or("success");
     context.metrics.attempt(endpoint, result, latency.as_secs_f64());
     match next {
         NextStep::Succeeded => context.metrics.delivery_finished(endpoint, "succeeded"),

@@ -37,6 +37,10 @@ struct Health {
 pub struct Controls {
     limits: RwLock<HashMap<String, Arc<AdaptiveLimit>>>,
     paused: watch::Sender<HashSet<String>>,
+    /// Held across an operator's pause or resume, from the store's write
+    /// to the workers' view, so concurrent calls never interleave the two
+    /// steps (and the view always ends as the store does).
+    pause_changes: tokio::sync::Mutex<()>,
     health: Mutex<HashMap<String, Health>>,
 }
 
@@ -46,6 +50,7 @@ impl Controls {
         Arc::new(Controls {
             limits: RwLock::default(),
             paused: watch::Sender::new(paused.into_iter().collect()),
+            pause_changes: tokio::sync::Mutex::new(()),
             health: Mutex::default(),
         })
     }
@@ -75,7 +80,14 @@ impl Controls {
         self.paused.borrow().contains(endpoint)
     }
 
-    /// Pauses or resumes an endpoint's worker (the caller stores it first).
+    /// The turn to change a pause: store it, then [`Controls::set_paused`],
+    /// while holding this.
+    pub async fn pause_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.pause_changes.lock().await
+    }
+
+    /// Pauses or resumes an endpoint's worker (the caller stores it first,
+    /// in its [`Controls::pause_turn`]).
     pub fn set_paused(&self, endpoint: &str, paused: bool) {
         self.paused.send_modify(|set| {
             if paused {

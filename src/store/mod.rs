@@ -54,7 +54,9 @@
 //! they do not wade through deleted entries.
 
 mod attempts;
+mod counts;
 mod keys;
+mod lifecycle;
 mod operator;
 mod queries;
 mod records;
@@ -73,6 +75,7 @@ use rocksdb::{
 
 pub use attempts::{AttemptRecord, NextStep};
 pub use keys::delivery_id;
+pub use lifecycle::{Applied, Change, Expect};
 pub use operator::RetryError;
 pub use records::{DeliveryRecord, DeliveryStatus, EventMeta, EventRecord};
 pub use retention::SweepStats;
@@ -128,6 +131,8 @@ pub struct Store {
     failed: Arc<AtomicBool>,
     closed: Arc<AtomicBool>,
     counters: Arc<writer::Counters>,
+    /// Pending and failed deliveries per endpoint, kept as work changes.
+    counts: Arc<counts::DeliveryCounts>,
     /// Serialises the read-modify-write of one delivery's state (a worker
     /// recording an attempt, an operator's retry, the sweeper's expiry), so
     /// two of them never leave a stale index entry. Striped by id.
@@ -163,8 +168,9 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, Error> {
         let db = Arc::new(open_db(path)?);
         let counters = Arc::new(writer::Counters::default());
+        let counts = Arc::new(counts::DeliveryCounts::count(&db)?);
         let failed = Arc::new(AtomicBool::new(false));
-        let writer = writer::Writer::start(Arc::downgrade(&db), counters.clone(), failed.clone())?;
+        let writer = writer::Writer::start(Arc::downgrade(&db), counters.clone(), counts.clone(), failed.clone())?;
         Ok(Store {
             db: Arc::new(RwLock::new(Some(db))),
             path: Arc::new(path.to_owned()),
@@ -172,6 +178,7 @@ impl Store {
             failed,
             closed: Arc::new(AtomicBool::new(false)),
             counters,
+            counts,
             delivery_locks: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
         })
     }
@@ -214,7 +221,12 @@ impl Store {
             return Err(Error::Reopening);
         }
         let db = Arc::new(open_db(&self.path)?);
-        let started = writer::Writer::start(Arc::downgrade(&db), self.counters.clone(), self.failed.clone())?;
+        let started = writer::Writer::start(
+            Arc::downgrade(&db),
+            self.counters.clone(),
+            self.counts.clone(),
+            self.failed.clone(),
+        )?;
         let mut writer = self.writer.lock().expect("writer lock");
         if self.closed.load(Ordering::SeqCst) {
             // `close` ran meanwhile: leave the store closed.
@@ -338,40 +350,20 @@ impl Store {
         Ok(scan)
     }
 
-    /// Marks a delivery finished at `at_ms` without an attempt (an expired
-    /// pause, or a test): out of `due`, into `finished`. One atomic write.
-    pub fn finish_delivery(&self, id: &str, status: DeliveryStatus, at_ms: u64) -> Result<(), Error> {
-        let db = self.db()?;
-        assert!(status.is_finished(), "finish_delivery needs a final status");
-        let _guard = self.lock_delivery(id);
-        let mut record = self
-            .delivery(id)?
-            .ok_or_else(|| Error::Corrupt(format!("no delivery {id}")))?;
-        let mut batch = rocksdb::WriteBatch::default();
-        self.unindex(&db, &mut batch, id, &record);
-        record.status = status;
-        record.updated_at = at_ms;
-        record.finished_at = Some(at_ms);
-        self.index(&db, &mut batch, id, &record);
-        batch.put_cf(column_family(&db, cf::DELIVERIES), id, record.encode());
-        self.write(&db, batch, Durability::Written)
-    }
-
     /// Removes what finished before `now_ms - retention_ms`; see [`retention`].
     pub fn sweep(&self, now_ms: u64, retention_ms: u64) -> Result<SweepStats, Error> {
-        let db = self.db()?;
-        retention::sweep(&db, now_ms.saturating_sub(retention_ms))
+        retention::sweep(self, now_ms.saturating_sub(retention_ms))
     }
 
-    /// Fails deliveries that have waited longer than `retention_ms` on an
-    /// endpoint that is not `active`, with error kind `expired`.
-    pub fn expire_waiting(
+    /// The deliveries that have waited since before `now_ms - retention_ms`
+    /// on endpoints that are not `active`, as (delivery id, due time).
+    pub fn waiting_too_long(
         &self,
         active: &dyn Fn(&str) -> bool,
         now_ms: u64,
         retention_ms: u64,
-    ) -> Result<usize, Error> {
-        retention::expire_waiting(self, active, now_ms.saturating_sub(retention_ms), now_ms)
+    ) -> Result<Vec<(String, u64)>, Error> {
+        retention::waiting_before(self, active, now_ms.saturating_sub(retention_ms))
     }
 
     /// Counts every entry; a full scan.

@@ -1,10 +1,11 @@
 //! Operator actions on the store: pausing endpoints, retrying failed
-//! deliveries by hand. Each is one atomic write.
+//! deliveries by hand (a [`super::lifecycle`] change). Each is one atomic
+//! write.
 
 use rocksdb::WriteBatch;
 
-use super::records::DeliveryStatus;
-use super::{Durability, Error, Store, cf, column_family, with_prefix};
+use super::lifecycle::{Applied, Change, Expect};
+use super::{Durability, Error, Store, cf, with_prefix};
 
 /// Keys in the default column family that mark an operator's pause.
 const PAUSED_PREFIX: &str = "paused/";
@@ -65,22 +66,10 @@ impl Store {
     /// Makes a failed delivery pending again, due at `now_ms`: one extra
     /// attempt, numbered after the last.
     pub fn retry_delivery(&self, id: &str, now_ms: u64) -> Result<(), RetryError> {
-        let db = self.db()?;
-        let _guard = self.lock_delivery(id);
-        let mut record = self.delivery(id)?.ok_or_else(|| RetryError::NotFound(id.to_owned()))?;
-        if record.status != DeliveryStatus::Failed {
-            return Err(RetryError::NotFailed(id.to_owned()));
+        match self.transition(id, Expect::Failed, Change::ManualRetry, now_ms)? {
+            Applied::Done => Ok(()),
+            Applied::Stale => Err(RetryError::NotFailed(id.to_owned())),
+            Applied::Missing => Err(RetryError::NotFound(id.to_owned())),
         }
-        let mut batch = WriteBatch::default();
-        self.unindex(&db, &mut batch, id, &record);
-        record.status = DeliveryStatus::Pending;
-        record.finished_at = None;
-        record.next_attempt_at = now_ms;
-        record.updated_at = now_ms;
-        record.manual_retry = true;
-        self.index(&db, &mut batch, id, &record);
-        batch.put_cf(column_family(&db, cf::DELIVERIES), id, record.encode());
-        self.write(&db, batch, Durability::Synced)?;
-        Ok(())
     }
 }

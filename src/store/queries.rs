@@ -5,7 +5,7 @@ use rocksdb::{Direction, IteratorMode};
 
 use super::keys;
 use super::records::DeliveryRecord;
-use super::{Error, Store, cf, column_family, with_prefix};
+use super::{Error, Store, cf, column_family};
 
 impl Store {
     /// Visits deliveries newest first, starting strictly after `cursor` (a
@@ -39,24 +39,14 @@ impl Store {
         Ok(())
     }
 
-    /// How many deliveries to `endpoint` are pending (in the `due` index).
-    pub fn pending_count(&self, endpoint: &str) -> Result<usize, Error> {
-        let db = self.db()?;
-        count(with_prefix(&db, cf::DUE, &keys::endpoint_prefix(endpoint)))
+    /// How many deliveries to `endpoint` are pending (waiting, paused or in
+    /// flight), from the counts kept as work changes: no scan.
+    pub fn pending_count(&self, endpoint: &str) -> usize {
+        usize::try_from(self.counts.of(endpoint).0).unwrap_or(usize::MAX)
     }
 
-    /// How many deliveries to `endpoint` are failed.
-    pub fn failed_count(&self, endpoint: &str) -> Result<usize, Error> {
-        let db = self.db()?;
-        count(with_prefix(&db, cf::FAILED, &keys::endpoint_prefix(endpoint)))
+    /// How many deliveries to `endpoint` are failed; no scan.
+    pub fn failed_count(&self, endpoint: &str) -> usize {
+        usize::try_from(self.counts.of(endpoint).1).unwrap_or(usize::MAX)
     }
-}
-
-fn count<I: Iterator<Item = Result<T, rocksdb::Error>>, T>(entries: I) -> Result<usize, Error> {
-    let mut total = 0;
-    for entry in entries {
-        entry?;
-        total += 1;
-    }
-    Ok(total)
 }

@@ -2,20 +2,23 @@
 //!
 //! The `finished` index is ordered by finish time, so the sweep reads it
 //! from the start up to the cutoff and stops: it never looks at live data.
-//! For each finished delivery it deletes the record, its attempts and its
-//! `recent` entry; an event goes once none of its deliveries is left (an
-//! event that never had any has its own `finished` entry). Work is done in
-//! chunks of atomic batches, so a crash mid-sweep leaves a consistent store
-//! and the next sweep carries on. The swept range of `finished` is then
-//! compacted, dropping the tombstones that would slow the next sweep's scan.
-
-use std::collections::BTreeSet;
+//! Each finished delivery goes by a [`Change::Swept`] transition, which
+//! checks under the delivery's lock that it is still finished (an operator
+//! may have retried it a moment ago) and removes the record, its attempts,
+//! its index entries and, with the event's last delivery, the event, in one
+//! atomic write: a crash mid-sweep leaves a consistent store and the next
+//! sweep carries on. An event that never had deliveries has its own
+//! `finished` entry. The swept range of `finished` is then compacted,
+//! dropping the tombstones that would slow the next sweep's scan.
+//!
+//! Also here: which deliveries have waited past the retention on an
+//! endpoint that is not worked, for the sweeper to expire.
 
 use rocksdb::{DB, IteratorMode, ReadOptions, WriteBatch};
 
 use super::keys::{self, Finished};
-use super::records::DeliveryRecord;
-use super::{Error, cf, column_family, with_prefix};
+use super::lifecycle::{Applied, Change, Expect};
+use super::{Error, Store, cf, column_family, with_prefix};
 
 /// Entries handled per atomic batch.
 const CHUNK: usize = 1_000;
@@ -27,59 +30,54 @@ pub struct SweepStats {
     pub events: usize,
 }
 
-/// Removes everything that finished before `cutoff_ms`.
-pub fn sweep(db: &DB, cutoff_ms: u64) -> Result<SweepStats, Error> {
+/// Removes everything that finished before `cutoff_ms`: each delivery by
+/// a [`Change::Swept`] transition (so one an operator retried meanwhile
+/// stays), each event that never had deliveries with its `finished` entry.
+pub fn sweep(store: &Store, cutoff_ms: u64) -> Result<SweepStats, Error> {
+    let db = store.db()?;
     let mut stats = SweepStats::default();
     loop {
-        let chunk = finished_before(db, cutoff_ms)?;
-        if chunk.is_empty() {
-            break;
-        }
-        let mut batch = WriteBatch::default();
-        let mut touched_events = BTreeSet::new();
+        let chunk = finished_before(&db, cutoff_ms)?;
+        let mut quiet_events = WriteBatch::default();
         for (key, kind, id) in &chunk {
-            batch.delete_cf(column_family(db, cf::FINISHED), key);
             match kind {
                 Finished::Event => {
-                    batch.delete_cf(column_family(db, cf::EVENTS), id);
+                    quiet_events.delete_cf(column_family(&db, cf::FINISHED), key);
+                    quiet_events.delete_cf(column_family(&db, cf::EVENTS), id);
                     stats.events += 1;
                 }
                 Finished::Delivery => {
-                    if let Some(value) = db.get_pinned_cf(column_family(db, cf::DELIVERIES), id)? {
-                        let delivery = DeliveryRecord::decode(&value)?;
-                        batch.delete_cf(column_family(db, cf::RECENT), keys::timed(delivery.created_at, id));
-                        if let Some(at) = delivery.finished_at {
-                            batch.delete_cf(
-                                column_family(db, cf::FAILED),
-                                keys::endpoint_timed(&delivery.endpoint, at, id),
-                            );
+                    let event_id = store.delivery(id)?.map(|record| record.event_id);
+                    match store.transition(id, Expect::FinishedBefore(cutoff_ms), Change::Swept, cutoff_ms)? {
+                        Applied::Done => {
+                            stats.deliveries += 1;
+                            if let Some(event_id) = event_id
+                                && store.event(&event_id)?.is_none()
+                            {
+                                stats.events += 1;
+                            }
                         }
-                        touched_events.insert(delivery.event_id);
+                        // Retried meanwhile: it is pending again, and its
+                        // `finished` entry went with that change.
+                        Applied::Stale => {}
+                        // An entry left by nothing: drop it.
+                        Applied::Missing => {
+                            let mut stray = WriteBatch::default();
+                            stray.delete_cf(column_family(&db, cf::FINISHED), key);
+                            db.write(stray)?;
+                        }
                     }
-                    batch.delete_cf(column_family(db, cf::DELIVERIES), id);
-                    let attempts = keys::attempts_prefix(id);
-                    batch.delete_range_cf(column_family(db, cf::ATTEMPTS), &attempts, &keys::prefix_end(&attempts));
-                    stats.deliveries += 1;
                 }
             }
         }
-        db.write(batch)?;
-        // Now the chunk's deliveries are gone, drop events left with none.
-        let mut orphans = WriteBatch::default();
-        for event_id in &touched_events {
-            if !has_deliveries(db, event_id)? {
-                orphans.delete_cf(column_family(db, cf::EVENTS), event_id);
-                stats.events += 1;
-            }
-        }
-        db.write(orphans)?;
+        db.write(quiet_events)?;
         if chunk.len() < CHUNK {
             break;
         }
     }
     if stats != SweepStats::default() {
         db.compact_range_cf(
-            column_family(db, cf::FINISHED),
+            column_family(&db, cf::FINISHED),
             None::<&[u8]>,
             Some(keys::time_bound(cutoff_ms)),
         );
@@ -104,23 +102,17 @@ fn finished_before(db: &DB, cutoff_ms: u64) -> Result<Vec<(Vec<u8>, Finished, St
     Ok(chunk)
 }
 
-fn has_deliveries(db: &DB, event_id: &str) -> Result<bool, Error> {
-    let mut iterator = with_prefix(db, cf::DELIVERIES, &keys::deliveries_prefix(event_id));
-    Ok(iterator.next().transpose()?.is_some())
-}
-
-/// Fails deliveries that have waited since before `cutoff_ms` on endpoints
-/// that are not `active` (paused, disabled, or gone from the config): each
-/// gets a last attempt of kind `expired` (no request is sent). Returns how
-/// many. Active endpoints' queues are skipped with one seek each.
-pub fn expire_waiting(
-    store: &super::Store,
+/// The deliveries that have waited since before `cutoff_ms` on endpoints
+/// that are not `active` (paused, disabled, or gone from the config), as
+/// (delivery id, due time). Active endpoints' queues are skipped with one
+/// seek each.
+pub fn waiting_before(
+    store: &Store,
     active: &dyn Fn(&str) -> bool,
     cutoff_ms: u64,
-    now_ms: u64,
-) -> Result<usize, Error> {
+) -> Result<Vec<(String, u64)>, Error> {
     let db = &store.db()?;
-    let mut expired = Vec::new();
+    let mut waiting = Vec::new();
     let mut from: Vec<u8> = Vec::new();
     loop {
         let mut iterator = db.iterator_cf(
@@ -136,36 +128,15 @@ pub fn expire_waiting(
         let endpoint = String::from_utf8_lossy(&key[..endpoint_end]).into_owned();
         let prefix = keys::endpoint_prefix(&endpoint);
         if !active(&endpoint) {
-            for entry in db.iterator_cf(
-                column_family(db, cf::DUE),
-                IteratorMode::From(&prefix, rocksdb::Direction::Forward),
-            ) {
+            for entry in with_prefix(db, cf::DUE, &prefix) {
                 let (key, _) = entry?;
-                if !key.starts_with(&prefix) {
-                    break;
-                }
                 match keys::split_endpoint_timed(&key) {
-                    Some((at, id)) if at < cutoff_ms => expired.push(id.to_owned()),
+                    Some((at, id)) if at < cutoff_ms => waiting.push((id.to_owned(), at)),
                     _ => break,
                 }
             }
         }
         from = keys::prefix_end(&prefix);
     }
-    for id in &expired {
-        let Some(record) = store.delivery(id)? else { continue };
-        let attempt = super::AttemptRecord {
-            n: record.attempt_count + 1,
-            at: now_ms,
-            status_code: None,
-            error_kind: Some(EXPIRED.to_owned()),
-            latency_ms: 0,
-            response_snippet: String::new(),
-        };
-        store.record_attempt(id, &attempt, super::NextStep::Failed, now_ms)?;
-    }
-    Ok(expired.len())
+    Ok(waiting)
 }
-
-/// The error kind of a delivery that waited too long on a paused endpoint.
-const EXPIRED: &str = "expired";

@@ -26,6 +26,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::{mpsc, oneshot};
 
+use super::counts::DeliveryCounts;
 use super::keys::{self, Finished};
 use super::records::{DeliveryRecord, DeliveryStatus, EventMeta, EventRecord};
 use super::{Durability, Error, cf, column_family};
@@ -130,11 +131,17 @@ impl Writer {
     /// database still open when the process exits can crash RocksDB's
     /// static teardown).
     /// A failed write sets `failed` (see [`super::Store::recover`]).
-    pub(super) fn start(db: Weak<DB>, counters: Arc<Counters>, failed: Arc<AtomicBool>) -> Result<Writer, Error> {
+    /// Every new delivery it stores is added to `counts` once durable.
+    pub(super) fn start(
+        db: Weak<DB>,
+        counters: Arc<Counters>,
+        counts: Arc<DeliveryCounts>,
+        failed: Arc<AtomicBool>,
+    ) -> Result<Writer, Error> {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("hookd-store-writer".into())
-            .spawn(move || run(&db, &counters, &failed, receiver))
+            .spawn(move || run(&db, &counters, &counts, &failed, receiver))
             .map_err(|error| Error::Incompatible(format!("cannot start the writer thread: {error}")))?;
         Ok(Writer { sender, thread })
     }
@@ -164,7 +171,13 @@ pub(super) async fn submit(
     answer.await.map_err(|_| Error::Closed)?
 }
 
-fn run(db: &Weak<DB>, counters: &Counters, failed: &AtomicBool, mut receiver: mpsc::Receiver<Request>) {
+fn run(
+    db: &Weak<DB>,
+    counters: &Counters,
+    counts: &DeliveryCounts,
+    failed: &AtomicBool,
+    mut receiver: mpsc::Receiver<Request>,
+) {
     while let Some(first) = receiver.blocking_recv() {
         let mut events = first.events.len();
         let mut group = vec![first];
@@ -178,7 +191,7 @@ fn run(db: &Weak<DB>, counters: &Counters, failed: &AtomicBool, mut receiver: mp
             }
         }
         match db.upgrade() {
-            Some(db) => commit(&db, counters, failed, group),
+            Some(db) => commit(&db, counters, counts, failed, group),
             None => {
                 for request in group {
                     let _ = request.reply.send(Err(IngestError::Store(Error::Closed)));
@@ -198,9 +211,10 @@ enum Verdict {
     Refuse(IngestError),
 }
 
-fn commit(db: &DB, counters: &Counters, failed: &AtomicBool, group: Vec<Request>) {
+fn commit(db: &DB, counters: &Counters, counts: &DeliveryCounts, failed: &AtomicBool, group: Vec<Request>) {
     let mut batch = WriteBatch::default();
     let mut new_events = 0;
+    let mut new_deliveries: HashMap<String, u64> = HashMap::new();
     let mut verdicts = Vec::with_capacity(group.len());
     {
         // Events accepted earlier in this group, by id.
@@ -213,6 +227,9 @@ fn commit(db: &DB, counters: &Counters, failed: &AtomicBool, group: Vec<Request>
                         add_event(db, &mut batch, event);
                         new_events += 1;
                         in_group.insert(&event.id, event);
+                        for endpoint in &event.endpoints {
+                            *new_deliveries.entry(endpoint.clone()).or_default() += 1;
+                        }
                     }
                 }
             }
@@ -229,9 +246,16 @@ fn commit(db: &DB, counters: &Counters, failed: &AtomicBool, group: Vec<Request>
             counters.events.fetch_add(new_events, Ordering::Relaxed);
         })
     };
-    if let Err(error) = &written {
-        tracing::error!(%error, "storing events failed");
-        failed.store(true, Ordering::SeqCst);
+    match &written {
+        Ok(()) => {
+            for (endpoint, added) in &new_deliveries {
+                counts.added_pending(endpoint, *added);
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, "storing events failed");
+            failed.store(true, Ordering::SeqCst);
+        }
     }
     for (request, verdict) in group.into_iter().zip(verdicts) {
         let answer = match verdict {

@@ -16,6 +16,7 @@ mod ingest;
 mod ingest_batch;
 mod logs;
 mod metrics;
+mod races;
 mod reload;
 mod retention;
 mod safety;

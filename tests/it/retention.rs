@@ -1,7 +1,7 @@
 //! Retention: finished deliveries older than `storage.retention` go, their
 //! events with them; pending work stays whatever its age.
 
-use hookd::store::{DeliveryStatus, NewEvent, Store};
+use hookd::store::{Applied, AttemptRecord, Change, DeliveryStatus, Expect, NewEvent, NextStep, Store};
 
 const HOUR_MS: u64 = 3_600_000;
 const START: u64 = 1_750_000_000_000;
@@ -22,6 +22,27 @@ fn event(id: &str, endpoints: &[&str], received_at: u64) -> NewEvent {
     }
 }
 
+/// Records one attempt of delivery `id`, received at `START`, that
+/// finishes it as `status` at `at`.
+fn finish(store: &Store, id: &str, status: DeliveryStatus, at: u64) {
+    let (next, error_kind) = match status {
+        DeliveryStatus::Succeeded => (NextStep::Succeeded, None),
+        _ => (NextStep::Failed, Some("status".to_owned())),
+    };
+    let attempt = AttemptRecord {
+        n: 1,
+        at,
+        status_code: Some(if error_kind.is_none() { 200 } else { 500 }),
+        error_kind,
+        latency_ms: 1,
+        response_snippet: String::new(),
+    };
+    let applied = store
+        .transition(id, Expect::PendingDueAt(START), Change::Attempted { attempt, next }, at)
+        .unwrap();
+    assert_eq!(applied, Applied::Done, "{id}");
+}
+
 #[tokio::test]
 async fn the_sweep_removes_only_what_finished_before_the_cutoff() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,18 +57,10 @@ async fn the_sweep_removes_only_what_finished_before_the_cutoff() {
         ])
         .await
         .unwrap();
-    store
-        .finish_delivery("evt_done.a", DeliveryStatus::Succeeded, START + HOUR_MS)
-        .unwrap();
-    store
-        .finish_delivery("evt_done.b", DeliveryStatus::Failed, START + 2 * HOUR_MS)
-        .unwrap();
-    store
-        .finish_delivery("evt_half.a", DeliveryStatus::Succeeded, START + HOUR_MS)
-        .unwrap();
-    store
-        .finish_delivery("evt_recent.a", DeliveryStatus::Succeeded, START + 30 * HOUR_MS)
-        .unwrap();
+    finish(&store, "evt_done.a", DeliveryStatus::Succeeded, START + HOUR_MS);
+    finish(&store, "evt_done.b", DeliveryStatus::Failed, START + 2 * HOUR_MS);
+    finish(&store, "evt_half.a", DeliveryStatus::Succeeded, START + HOUR_MS);
+    finish(&store, "evt_recent.a", DeliveryStatus::Succeeded, START + 30 * HOUR_MS);
 
     assert_eq!(store.counts().unwrap().failed, 1, "the failed delivery is indexed");
     // 24 h retention, 26 h after the start: the cutoff is START + 2 h.
@@ -112,9 +125,7 @@ async fn the_due_index_only_holds_pending_deliveries() {
         store.due("b", START + 1, 10).unwrap(),
         vec![(START, "evt_1.b".to_owned())]
     );
-    store
-        .finish_delivery("evt_1.a", DeliveryStatus::Succeeded, START + 5)
-        .unwrap();
+    finish(&store, "evt_1.a", DeliveryStatus::Succeeded, START + 5);
     assert_eq!(
         store.due("a", u64::MAX - 1, 10).unwrap(),
         vec![(START + 1, "evt_2.a".to_owned())]
@@ -162,7 +173,10 @@ async fn deliveries_waiting_too_long_on_an_inactive_endpoint_expire() {
     // 24 h retention, 26 h after the start: evt_old has waited too long on
     // `gone`; evt_new only 6 h; `live` is worked, so never expired here.
     let now = START + 26 * HOUR_MS;
-    assert_eq!(store.expire_waiting(&active, now, 24 * HOUR_MS).unwrap(), 1);
+    assert_eq!(
+        hookd::sweeper::expire_waiting(&store, &active, now, 24 * HOUR_MS).unwrap(),
+        1
+    );
     let expired = store.delivery("evt_old.gone").unwrap().unwrap();
     assert_eq!(
         (expired.status, expired.finished_at),
@@ -183,7 +197,7 @@ async fn deliveries_waiting_too_long_on_an_inactive_endpoint_expire() {
     );
     assert_eq!(store.failed_since("gone", 0).unwrap(), vec!["evt_old.gone".to_owned()]);
     assert_eq!(
-        store.expire_waiting(&active, now, 24 * HOUR_MS).unwrap(),
+        hookd::sweeper::expire_waiting(&store, &active, now, 24 * HOUR_MS).unwrap(),
         0,
         "done once"
     );

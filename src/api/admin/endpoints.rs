@@ -29,7 +29,7 @@ pub async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, Ap
     let settings = state.settings();
     let mut views = Vec::with_capacity(settings.endpoints.len());
     for endpoint in &settings.endpoints {
-        views.push(view(&state, endpoint).await?);
+        views.push(view(&state, endpoint));
     }
     Ok(Json(json!({ "data": views })))
 }
@@ -49,13 +49,15 @@ async fn set_paused(
 ) -> Result<impl IntoResponse, ApiError> {
     let endpoint = find(&state, &id)?;
     let endpoint_id = endpoint.id.clone();
+    let turn = state.controls.pause_turn().await;
     blocking(&state, move |store| store.set_endpoint_paused(&endpoint_id, paused)).await?;
     state.controls.set_paused(&endpoint.id, paused);
+    drop(turn);
     if !paused {
         state.wakeups.wake(&endpoint.id, 0);
     }
     tracing::info!(endpoint = %endpoint.id, paused, "operator changed the endpoint's pause");
-    Ok(Json(view(&state, &endpoint).await?))
+    Ok(Json(view(&state, &endpoint)))
 }
 
 #[derive(Deserialize, Default)]
@@ -139,11 +141,10 @@ fn find(state: &AppState, id: &str) -> Result<Endpoint, ApiError> {
         .ok_or_else(|| ApiError::no_such("endpoint", id))
 }
 
-async fn view(state: &AppState, endpoint: &Endpoint) -> Result<EndpointView, ApiError> {
-    let id = endpoint.id.clone();
-    let (pending, failed) = blocking(state, move |store| {
-        Ok((store.pending_count(&id)?, store.failed_count(&id)?))
-    })
-    .await?;
-    Ok(EndpointView::new(endpoint, &state.controls, pending, failed))
+/// The endpoint with its health and counts (kept as work changes: no
+/// store read).
+fn view(state: &AppState, endpoint: &Endpoint) -> EndpointView {
+    let pending = state.store.pending_count(&endpoint.id);
+    let failed = state.store.failed_count(&endpoint.id);
+    EndpointView::new(endpoint, &state.controls, pending, failed)
 }

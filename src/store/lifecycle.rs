@@ -1,0 +1,245 @@
+//! The one owner of a delivery's state. Every change to a stored delivery
+//! goes through [`Store::transition`]: the caller names the state it
+//! expects, and the record, its index entries and the counts
+//! ([`super::counts`]) change together, in one atomic write under the
+//! delivery's lock. A change whose expectation no longer holds writes
+//! nothing and answers [`Applied::Stale`] (etcd's compare-then-write), so
+//! a stale actor can never undo another's work.
+//!
+//! | change | expects | becomes | index entries |
+//! |---|---|---|---|
+//! | [`Change::Attempted`], next [`NextStep::RetryAt`] | pending, due at the time its actor read | pending, due later | `due` moves; the attempt is added |
+//! | [`Change::Attempted`], next [`NextStep::Succeeded`] | as above | succeeded | `due` → `finished`; the attempt is added |
+//! | [`Change::Attempted`], next [`NextStep::Failed`] | as above | failed | `due` → `finished` and `failed`; the attempt is added |
+//! | [`Change::ManualRetry`] | failed | pending, one extra attempt due now | `finished` and `failed` → `due` |
+//! | [`Change::Swept`] | finished before the retention cutoff | gone, with its attempts (and its event, with the event's last delivery) | all of its entries removed |
+//! | [`Store::unqueue`] | (its record cannot be read) | left as it is, off the queue | `due` entry removed |
+//!
+//! Who makes them: a worker records each attempt it made (and one of kind
+//! `corrupt_record` for a delivery it cannot send); the sweeper records an
+//! `expired` attempt for a delivery that waited past the retention on an
+//! inactive endpoint, and sweeps; an operator retries. What those mean
+//! (which outcome retries, after how long, what "expired" is) is decided
+//! by them, above the store.
+//!
+//! Ingest creates deliveries ([`super::writer`]); creation is not a change
+//! of state and needs no expectation: a new id cannot be stored yet.
+
+use rocksdb::{DB, WriteBatch};
+
+use super::attempts::{AttemptRecord, NextStep};
+use super::keys::{self, Finished};
+use super::records::{DeliveryRecord, DeliveryStatus};
+use super::{Durability, Error, Store, cf, column_family, with_prefix};
+
+/// What a change expects of the delivery as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Pending, due at this time (ms): as the actor read it from the queue.
+    PendingDueAt(u64),
+    /// Failed.
+    Failed,
+    /// Succeeded or failed, and finished before this time (ms).
+    FinishedBefore(u64),
+}
+
+impl Expect {
+    fn holds(self, record: &DeliveryRecord) -> bool {
+        match self {
+            Expect::PendingDueAt(due) => record.status == DeliveryStatus::Pending && record.next_attempt_at == due,
+            Expect::Failed => record.status == DeliveryStatus::Failed,
+            Expect::FinishedBefore(cutoff) => {
+                record.status.is_finished() && record.finished_at.is_some_and(|at| at < cutoff)
+            }
+        }
+    }
+}
+
+/// One change to a delivery.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// An attempt's outcome (sent, or recorded without a request), and
+    /// where the delivery goes next. The attempt is numbered here: one
+    /// after the last recorded one.
+    Attempted { attempt: AttemptRecord, next: NextStep },
+    /// An operator's manual retry: one extra attempt, due now; if it fails
+    /// the delivery is failed again, whatever the schedule.
+    ManualRetry,
+    /// Retention removes the delivery, its attempts, and its event once no
+    /// other delivery of the event is left.
+    Swept,
+}
+
+/// What [`Store::transition`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Written.
+    Done,
+    /// The delivery is not as the change expected: nothing was written.
+    Stale,
+    /// There is no such delivery.
+    Missing,
+}
+
+impl Store {
+    /// Applies `change` to delivery `id` at `now_ms` if it is as `expect`
+    /// says; see the module's table.
+    pub fn transition(&self, id: &str, expect: Expect, change: Change, now_ms: u64) -> Result<Applied, Error> {
+        let db = self.db()?;
+        let _guard = self.lock_delivery(id);
+        let Some(before) = self.delivery(id)? else {
+            return Ok(Applied::Missing);
+        };
+        if !expect.holds(&before) {
+            return Ok(Applied::Stale);
+        }
+        let mut batch = WriteBatch::default();
+        unindex(&db, &mut batch, id, &before);
+        let (after, durability) = match change {
+            Change::Attempted { mut attempt, next } => {
+                attempt.n = before.attempt_count + 1;
+                put_attempt(&db, &mut batch, id, &attempt);
+                (Some(attempted(&before, attempt.n, next, now_ms)), Durability::Written)
+            }
+            // Synced: the operator's 202 promises the attempt.
+            Change::ManualRetry => (Some(retried(&before, now_ms)), Durability::Synced),
+            Change::Swept => {
+                remove(&db, &mut batch, id, &before)?;
+                (None, Durability::Written)
+            }
+        };
+        if let Some(after) = &after {
+            index(&db, &mut batch, id, after);
+            batch.put_cf(column_family(&db, cf::DELIVERIES), id, after.encode());
+        }
+        // Attempts are not synced: a process crash keeps them (the log is in
+        // the OS), and a power cut that loses one only means the attempt is
+        // made again.
+        self.write(&db, batch, durability)?;
+        self.counts.moved(&before, after.as_ref());
+        Ok(Applied::Done)
+    }
+
+    /// Takes delivery `id` off `endpoint`'s queue (its `due` entry at
+    /// `due_ms`) without touching its record: for a record that cannot be
+    /// read, so it is not tried again and again. The record stays for an
+    /// operator to look at.
+    pub fn unqueue(&self, endpoint: &str, due_ms: u64, id: &str) -> Result<(), Error> {
+        let db = self.db()?;
+        let _guard = self.lock_delivery(id);
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(column_family(&db, cf::DUE), keys::endpoint_timed(endpoint, due_ms, id));
+        self.write(&db, batch, Durability::Written)?;
+        self.counts.unqueued(endpoint);
+        Ok(())
+    }
+}
+
+/// The delivery after attempt `n`, moving to `next`.
+fn attempted(before: &DeliveryRecord, n: u32, next: NextStep, now_ms: u64) -> DeliveryRecord {
+    let mut after = before.clone();
+    after.attempt_count = n;
+    after.updated_at = now_ms;
+    after.manual_retry = false;
+    match next {
+        NextStep::RetryAt(at) => {
+            after.next_attempt_at = at;
+            after.finished_at = None;
+        }
+        NextStep::Succeeded | NextStep::Failed => {
+            after.status = if next == NextStep::Succeeded {
+                DeliveryStatus::Succeeded
+            } else {
+                DeliveryStatus::Failed
+            };
+            after.finished_at = Some(now_ms);
+        }
+    }
+    after
+}
+
+/// The delivery after an operator's retry at `now_ms`.
+fn retried(before: &DeliveryRecord, now_ms: u64) -> DeliveryRecord {
+    let mut after = before.clone();
+    after.status = DeliveryStatus::Pending;
+    after.finished_at = None;
+    after.next_attempt_at = now_ms;
+    after.updated_at = now_ms;
+    after.manual_retry = true;
+    after
+}
+
+fn put_attempt(db: &DB, batch: &mut WriteBatch, id: &str, attempt: &AttemptRecord) {
+    batch.put_cf(
+        column_family(db, cf::ATTEMPTS),
+        keys::attempt(id, attempt.n),
+        attempt.encode(),
+    );
+}
+
+/// Deletes everything of a finished delivery: the record, its attempts,
+/// its `recent` entry, and its event when no other delivery of the event is
+/// left (in the same write, so a crash never leaves the event behind).
+fn remove(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord) -> Result<(), Error> {
+    batch.delete_cf(column_family(db, cf::DELIVERIES), id);
+    let attempts = keys::attempts_prefix(id);
+    batch.delete_range_cf(column_family(db, cf::ATTEMPTS), &attempts, &keys::prefix_end(&attempts));
+    batch.delete_cf(column_family(db, cf::RECENT), keys::timed(record.created_at, id));
+    let mut siblings = with_prefix(db, cf::DELIVERIES, &keys::deliveries_prefix(&record.event_id));
+    let others = siblings.try_fold(false, |others, entry| {
+        entry.map(|(key, _)| others || key.as_ref() != id.as_bytes())
+    })?;
+    if !others {
+        batch.delete_cf(column_family(db, cf::EVENTS), &record.event_id);
+    }
+    Ok(())
+}
+
+/// Deletes the index entries `record` has now: `due`, or `finished` (and
+/// `failed`).
+fn unindex(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord) {
+    match record.finished_at {
+        Some(at) if record.status.is_finished() => {
+            batch.delete_cf(
+                column_family(db, cf::FINISHED),
+                keys::finished(at, Finished::Delivery, id),
+            );
+            if record.status == DeliveryStatus::Failed {
+                batch.delete_cf(
+                    column_family(db, cf::FAILED),
+                    keys::endpoint_timed(&record.endpoint, at, id),
+                );
+            }
+        }
+        _ => batch.delete_cf(
+            column_family(db, cf::DUE),
+            keys::endpoint_timed(&record.endpoint, record.next_attempt_at, id),
+        ),
+    }
+}
+
+/// Adds the index entries `record` needs: `due`, or `finished` (and
+/// `failed`).
+fn index(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord) {
+    match record.finished_at {
+        Some(at) if record.status.is_finished() => {
+            batch.put_cf(
+                column_family(db, cf::FINISHED),
+                keys::finished(at, Finished::Delivery, id),
+                [],
+            );
+            if record.status == DeliveryStatus::Failed {
+                batch.put_cf(
+                    column_family(db, cf::FAILED),
+                    keys::endpoint_timed(&record.endpoint, at, id),
+                    [],
+                );
+            }
+        }
+        _ => batch.put_cf(
+            column_family(db, cf::DUE),
+            keys::endpoint_timed(&record.endpoint, record.next_attempt_at, id),
+            [],
+        ),
+    }
+}
