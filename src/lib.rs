@@ -108,7 +108,11 @@ pub async fn run(
     anyhow::ensure!(exposed.is_empty(), "refusing to serve: {}", exposed.join("; "));
     let wakeups = Arc::new(Wakeups::default());
     let controls = Controls::new(store.paused_endpoints()?);
-    let metrics = Arc::new(Metrics::new(store.write_latency()));
+    let metrics = Arc::new(Metrics::new());
+    store.on_synced_write({
+        let metrics = metrics.clone();
+        move |took| metrics.store_write(took)
+    });
     let dispatcher = Dispatcher::start(
         &settings,
         store.clone(),

@@ -33,12 +33,22 @@ pub struct Metrics {
     events_written: IntCounter,
     spans_exported: IntCounter,
     spans_dropped: IntCounterVec,
+    store_writes: Histogram,
+}
+
+/// Buckets of `hookd_store_write_seconds`: one synced write takes from a
+/// fraction of a millisecond to, on a struggling disk, a second.
+const STORE_WRITE_BUCKETS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
 }
 
 impl Metrics {
-    /// Registers every series; `store_writes` is the store's own write
-    /// latency histogram.
-    pub fn new(store_writes: Histogram) -> Metrics {
+    /// Registers every series.
+    pub fn new() -> Metrics {
         let registry = Registry::new();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric");
@@ -102,6 +112,14 @@ impl Metrics {
         .expect("a valid metric");
         let spans_exported = IntCounter::new("hookd_trace_spans_exported_total", "Spans the collector accepted.")
             .expect("a valid metric");
+        let store_writes = Histogram::with_opts(
+            HistogramOpts::new(
+                "hookd_store_write_seconds",
+                "Time of one synced ingest write (one group commit).",
+            )
+            .buckets(STORE_WRITE_BUCKETS.to_vec()),
+        )
+        .expect("a valid metric");
         for metric in [
             Box::new(in_flight.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(pending.clone()),
@@ -109,7 +127,7 @@ impl Metrics {
             Box::new(synced_writes.clone()),
             Box::new(events_written.clone()),
             Box::new(spans_exported.clone()),
-            Box::new(store_writes),
+            Box::new(store_writes.clone()),
         ] {
             registry.register(metric).expect("registered once");
         }
@@ -129,7 +147,13 @@ impl Metrics {
             events_written,
             spans_exported,
             spans_dropped,
+            store_writes,
         }
+    }
+
+    /// One synced store write took `took` (the store reports each).
+    pub fn store_write(&self, took: std::time::Duration) {
+        self.store_writes.observe(took.as_secs_f64());
     }
 
     pub fn event_received(&self, event: &str) {

@@ -27,9 +27,6 @@ use super::json_body::read_json_body;
 use crate::store::{IngestOutcome, NewEvent};
 use crate::telemetry::trace_context;
 
-/// The W3C trace context header.
-const TRACEPARENT: &str = "traceparent";
-
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/events", post(post_event).fallback(method_not_allowed))
@@ -185,5 +182,5 @@ fn trace_to_store(headers: &HeaderMap) -> Option<String> {
 /// The app's `traceparent`, if it sent one; [`trace_context`] ignores it
 /// unless it is well-formed, as the W3C recommendation says.
 fn incoming_traceparent(headers: &HeaderMap) -> Option<&str> {
-    headers.get(TRACEPARENT)?.to_str().ok()
+    headers.get(trace_context::TRACEPARENT)?.to_str().ok()
 }

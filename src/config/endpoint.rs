@@ -12,6 +12,7 @@ use super::problems::Problems;
 use super::secret::{self, Secret};
 use crate::catalog::{Catalog, EventPattern};
 use crate::sign::StandardSigner;
+use crate::telemetry::trace_context::TRACEPARENT;
 
 /// One subscriber, ready to deliver to.
 #[derive(Debug, Clone)]
@@ -137,10 +138,9 @@ fn parse_endpoint_url(text: &str) -> Result<Uri, String> {
 /// Headers hookd sets itself; an endpoint may not override them.
 fn is_reserved_header(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    matches!(
-        name.as_str(),
-        "content-type" | "user-agent" | "traceparent" | "content-length" | "host"
-    ) || name.starts_with("x-webhook-")
+    matches!(name.as_str(), "content-type" | "user-agent" | "content-length" | "host")
+        || name == TRACEPARENT
+        || name.starts_with("x-webhook-")
         || name.starts_with("webhook-")
 }
 

@@ -19,7 +19,7 @@ pub mod headers {
     pub const EVENT: &str = "x-webhook-event";
     pub const TIMESTAMP: &str = "x-webhook-timestamp";
     pub const ATTEMPT: &str = "x-webhook-attempt";
-    pub const TRACEPARENT: &str = "traceparent";
+    pub use crate::telemetry::trace_context::TRACEPARENT;
     pub const STANDARD_ID: &str = "webhook-id";
     pub const STANDARD_TIMESTAMP: &str = "webhook-timestamp";
     pub const STANDARD_SIGNATURE: &str = "webhook-signature";

@@ -277,9 +277,10 @@ impl Store {
         self.counters.snapshot()
     }
 
-    /// The latency of synced ingest writes, for `/metrics`.
-    pub fn write_latency(&self) -> prometheus::Histogram {
-        self.counters.write_seconds.clone()
+    /// Calls `observe` with the time of each synced ingest write (one group
+    /// commit), for the metrics; the last observer set is the one called.
+    pub fn on_synced_write(&self, observe: impl Fn(Duration) + Send + Sync + 'static) {
+        self.counters.observe_writes(Arc::new(observe));
     }
 
     pub fn event(&self, id: &str) -> Result<Option<EventRecord>, Error> {

@@ -18,8 +18,9 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, RwLock, Weak};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rocksdb::{DB, WriteBatch};
 use time::OffsetDateTime;
@@ -75,26 +76,42 @@ pub enum IngestError {
     Store(#[from] Error),
 }
 
-/// Counters of the writer's work, to see group commit at work.
-#[derive(Debug)]
+/// Something told the time of each synced write.
+pub(super) type WriteObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
+/// Counters of the writer's work, to see group commit at work, and who is
+/// told how long each write took.
+#[derive(Default)]
 pub(super) struct Counters {
     synced_writes: AtomicU64,
     events: AtomicU64,
-    /// How long each synced write took, for `/metrics`.
-    pub(super) write_seconds: prometheus::Histogram,
+    observer: RwLock<Option<WriteObserver>>,
 }
 
-impl Default for Counters {
-    fn default() -> Self {
-        let options = prometheus::HistogramOpts::new(
-            "hookd_store_write_seconds",
-            "Time of one synced ingest write (one group commit).",
-        )
-        .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]);
-        Counters {
-            synced_writes: AtomicU64::new(0),
-            events: AtomicU64::new(0),
-            write_seconds: prometheus::Histogram::with_opts(options).expect("a valid histogram"),
+impl std::fmt::Debug for Counters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counters")
+            .field("synced_writes", &self.synced_writes)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Counters {
+    pub(super) fn observe_writes(&self, observer: WriteObserver) {
+        *self.observer.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(observer);
+    }
+
+    fn written(&self, events: u64, took: Duration) {
+        self.synced_writes.fetch_add(1, Ordering::Relaxed);
+        self.events.fetch_add(events, Ordering::Relaxed);
+        let observer = self
+            .observer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(observe) = observer {
+            observe(took);
         }
     }
 }
@@ -239,12 +256,8 @@ fn commit(db: &DB, counters: &Counters, counts: &DeliveryCounts, failed: &Atomic
     let written = if batch.is_empty() {
         Ok(())
     } else {
-        let timer = counters.write_seconds.start_timer();
-        super::write(db, batch, Durability::Synced).inspect(|()| {
-            timer.observe_duration();
-            counters.synced_writes.fetch_add(1, Ordering::Relaxed);
-            counters.events.fetch_add(new_events, Ordering::Relaxed);
-        })
+        let started = Instant::now();
+        super::write(db, batch, Durability::Synced).inspect(|()| counters.written(new_events, started.elapsed()))
     };
     match &written {
         Ok(()) => {

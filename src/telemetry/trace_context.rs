@@ -14,6 +14,9 @@ use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+/// The W3C header that carries trace context, on ingest and on webhooks.
+pub const TRACEPARENT: &str = "traceparent";
+
 /// Parses a well-formed `traceparent`: `<version>-<32 hex>-<16 hex>-<2 hex>`
 /// with neither id all zeros and a version other than `ff`. Later versions
 /// may append fields after the flags; only version `00` must end there.
