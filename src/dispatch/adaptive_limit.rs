@@ -1,39 +1,29 @@
-//! Each endpoint's adaptive concurrency limit, as a tower layer.
+//! Each endpoint's adaptive concurrency limit.
 //!
 //! The limit starts at `endpoint_concurrency`, halves (down to 1) when an
 //! attempt times out, cannot connect, or gets a `429` or `5xx`, and grows by
 //! one after each success, up to `endpoint_concurrency` again (additive
-//! increase, multiplicative decrease). A hanging endpoint therefore holds
-//! one or two of the global permits, not sixteen, and many hanging
-//! endpoints cannot fill the global limit.
+//! increase, multiplicative decrease). A hanging endpoint therefore soon
+//! holds one or two permits, not sixteen.
 //!
-//! Permits come from a semaphore. Shrinking forgets free permits at once;
-//! permits in use when the limit shrinks are owed, and are forgotten
-//! instead of returned when their attempts end.
+//! The permits are a [`ResizableSemaphore`] whose size is the limit. An
+//! attempt holds one ([`AdaptiveLimit::acquire`]) from before its request
+//! is sent until its response snippet is read, then reports what the
+//! outcome says about the endpoint ([`AdaptiveLimit::record`]).
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use http::StatusCode;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::PollSemaphore;
-use tower::{BoxError, Layer, Service};
+use tower::BoxError;
+
+use super::resizable_semaphore::{Permit, ResizableSemaphore};
 
 /// The shared state of one endpoint's limit.
 #[derive(Debug)]
 pub struct AdaptiveLimit {
-    semaphore: Arc<Semaphore>,
-    state: Mutex<LimitState>,
-}
-
-#[derive(Debug)]
-struct LimitState {
-    limit: usize,
-    max: usize,
-    /// Permits in use that must be forgotten when they come back.
-    owed: usize,
+    permits: Arc<ResizableSemaphore>,
+    /// The upper bound, `endpoint_concurrency`.
+    max: Mutex<usize>,
 }
 
 /// What an attempt's outcome says about the endpoint's capacity.
@@ -48,63 +38,39 @@ impl AdaptiveLimit {
     pub fn new(max: usize) -> Arc<AdaptiveLimit> {
         let max = max.max(1);
         Arc::new(AdaptiveLimit {
-            semaphore: Arc::new(Semaphore::new(max)),
-            state: Mutex::new(LimitState {
-                limit: max,
-                max,
-                owed: 0,
-            }),
+            permits: ResizableSemaphore::new(max),
+            max: Mutex::new(max),
         })
     }
 
     /// The current limit.
     pub fn current(&self) -> usize {
-        self.state.lock().expect("limit lock").limit
+        self.permits.size()
+    }
+
+    /// Waits for one of the endpoint's permits.
+    pub async fn acquire(&self) -> Permit {
+        self.permits.acquire().await
     }
 
     pub fn record(&self, signal: Signal) {
-        let mut state = self.state.lock().expect("limit lock");
+        let max = self.max.lock().unwrap_or_else(PoisonError::into_inner);
+        let limit = self.permits.size();
         match signal {
-            Signal::Success if state.limit < state.max => {
-                state.limit += 1;
-                if state.owed > 0 {
-                    state.owed -= 1;
-                } else {
-                    self.semaphore.add_permits(1);
-                }
-            }
-            Signal::Overloaded if state.limit > 1 => {
-                let target = (state.limit / 2).max(1);
-                let surplus = state.limit - target;
-                state.limit = target;
-                let forgotten = self.semaphore.forget_permits(surplus);
-                state.owed += surplus - forgotten;
-            }
+            Signal::Success if limit < *max => self.permits.resize(limit + 1),
+            Signal::Overloaded if limit > 1 => self.permits.resize((limit / 2).max(1)),
             _ => {}
         }
     }
 
-    /// Changes the upper bound (a config reload); the limit follows at once.
+    /// Changes the upper bound (a config reload); the limit follows at once
+    /// if it was above it.
     pub fn set_max(&self, max: usize) {
         let max = max.max(1);
-        let mut state = self.state.lock().expect("limit lock");
-        state.max = max;
-        if state.limit > max {
-            let surplus = state.limit - max;
-            state.limit = max;
-            let forgotten = self.semaphore.forget_permits(surplus);
-            state.owed += surplus - forgotten;
-        }
-    }
-
-    /// Returns a permit, or forgets it if the limit shrank meanwhile.
-    fn release(&self, permit: OwnedSemaphorePermit) {
-        let mut state = self.state.lock().expect("limit lock");
-        if state.owed > 0 {
-            state.owed -= 1;
-            permit.forget();
-        } else {
-            drop(permit);
+        let mut bound = self.max.lock().unwrap_or_else(PoisonError::into_inner);
+        *bound = max;
+        if self.permits.size() > max {
+            self.permits.resize(max);
         }
     }
 }
@@ -120,82 +86,6 @@ pub fn signal_of<B>(result: &Result<http::Response<B>, BoxError>) -> Signal {
         Ok(_) => Signal::Neutral,
         Err(error) if super::outcome::is_overload_error(error.as_ref()) => Signal::Overloaded,
         Err(_) => Signal::Neutral,
-    }
-}
-
-#[derive(Clone)]
-pub struct AdaptiveLimitLayer {
-    limit: Arc<AdaptiveLimit>,
-}
-
-impl AdaptiveLimitLayer {
-    pub fn new(limit: Arc<AdaptiveLimit>) -> AdaptiveLimitLayer {
-        AdaptiveLimitLayer { limit }
-    }
-}
-
-impl<S> Layer<S> for AdaptiveLimitLayer {
-    type Service = AdaptiveLimitService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        AdaptiveLimitService {
-            inner,
-            semaphore: PollSemaphore::new(self.limit.semaphore.clone()),
-            limit: self.limit.clone(),
-            permit: None,
-        }
-    }
-}
-
-/// Waits for a permit in `poll_ready`, holds it until the response (or
-/// error) arrives, and feeds the outcome back into the limit.
-pub struct AdaptiveLimitService<S> {
-    inner: S,
-    semaphore: PollSemaphore,
-    limit: Arc<AdaptiveLimit>,
-    permit: Option<OwnedSemaphorePermit>,
-}
-
-impl<S: Clone> Clone for AdaptiveLimitService<S> {
-    fn clone(&self) -> Self {
-        // A clone waits for its own permit.
-        AdaptiveLimitService {
-            inner: self.inner.clone(),
-            semaphore: self.semaphore.clone(),
-            limit: self.limit.clone(),
-            permit: None,
-        }
-    }
-}
-
-impl<S, Request, B> Service<Request> for AdaptiveLimitService<S>
-where
-    S: Service<Request, Response = http::Response<B>, Error = BoxError>,
-    S::Future: Send + 'static,
-    B: 'static,
-{
-    type Response = http::Response<B>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<http::Response<B>, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        if self.permit.is_none() {
-            let permit = ready!(self.semaphore.poll_acquire(cx)).expect("the limit's semaphore is never closed");
-            self.permit = Some(permit);
-        }
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let permit = self.permit.take().expect("poll_ready before call");
-        let limit = self.limit.clone();
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            let result = response.await;
-            limit.record(signal_of(&result));
-            limit.release(permit);
-            result
-        })
     }
 }
 
@@ -220,26 +110,21 @@ mod tests {
             limit.record(Signal::Success);
         }
         assert_eq!(limit.current(), 16, "never above the configured bound");
-        assert_eq!(limit.semaphore.available_permits(), 16);
+        assert_eq!(limit.permits.available(), 16);
     }
 
-    #[test]
-    fn permits_in_use_are_forgotten_when_the_limit_shrinks() {
+    #[tokio::test]
+    async fn permits_in_use_are_forgotten_when_the_limit_shrinks() {
         let limit = AdaptiveLimit::new(4);
-        let held: Vec<_> = (0..4)
-            .map(|_| limit.semaphore.clone().try_acquire_owned().unwrap())
-            .collect();
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(limit.acquire().await);
+        }
         limit.record(Signal::Overloaded);
         assert_eq!(limit.current(), 2);
-        for permit in held {
-            limit.release(permit);
-        }
-        assert_eq!(
-            limit.semaphore.available_permits(),
-            2,
-            "two owed permits were forgotten"
-        );
+        drop(held);
+        assert_eq!(limit.permits.available(), 2, "two owed permits were forgotten");
         limit.set_max(1);
-        assert_eq!((limit.current(), limit.semaphore.available_permits()), (1, 1));
+        assert_eq!((limit.current(), limit.permits.available()), (1, 1));
     }
 }

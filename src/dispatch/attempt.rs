@@ -9,9 +9,11 @@ use http::StatusCode;
 use time::OffsetDateTime;
 use tower::{Service, ServiceExt};
 
+use super::adaptive_limit::signal_of;
 use super::client::EndpointStack;
 use super::controls::Controls;
 use super::outcome::{ErrorKind, classify, read_snippet};
+use super::permits::Permits;
 use super::request::{self, Message, Target};
 use super::retry::{AfterFailure, RetryPolicy, parse_retry_after};
 use crate::clock;
@@ -42,7 +44,7 @@ pub enum Attempted {
 }
 
 /// Makes one attempt of delivery `id`, due at `due_at` in its endpoint's
-/// queue, with `stack`, which is already ready (its permits held).
+/// queue, through `stack`, holding `permits` until it is over.
 ///
 /// A delivery whose records the store cannot read is never retried every
 /// second: one whose event is missing or damaged fails at once with error
@@ -50,6 +52,7 @@ pub enum Attempted {
 pub async fn attempt(
     context: &AttemptContext,
     mut stack: EndpointStack,
+    permits: Permits,
     id: &str,
     due_at: u64,
 ) -> Result<Attempted, store::Error> {
@@ -100,6 +103,7 @@ pub async fn attempt(
     };
     let latency = started.elapsed();
     drop(in_flight);
+    let signal = signal_of(&result);
     let (status, error_kind, retry_after, snippet) = match result {
         Ok(response) => {
             let status = response.status();
@@ -113,6 +117,7 @@ pub async fn attempt(
         }
         Err(error) => (None, Some(classify(error.as_ref())), None, Bytes::new()),
     };
+    permits.finish(signal);
     let now = clock::now_ms();
     let next = match error_kind {
         None => NextStep::Succeeded,

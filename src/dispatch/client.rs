@@ -24,14 +24,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use tokio::sync::Semaphore;
-use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::timeout::TimeoutLayer;
 use tower::util::BoxCloneService;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tracing::Instrument;
 
-use super::adaptive_limit::{AdaptiveLimit, AdaptiveLimitLayer};
 use super::connector::GuardedConnector;
 use super::destination::DestinationPolicy;
 use super::outcome::{ErrorKind, classify};
@@ -98,25 +95,17 @@ pub fn http_client(
 /// 1. **trace**: one span per attempt, named by endpoint, event and
 ///    attempt, recording the status or error kind, whose context the
 ///    request carries as its `traceparent`.
-/// 2. **the endpoint's adaptive limit**: taken before the global permit, so
-///    an endpoint at its limit waits without holding a global permit that
-///    a healthy endpoint could use.
-/// 3. **the global limit** (`delivery.concurrency`), shared by all
-///    endpoints.
-/// 4. **timeout** (`delivery.timeout`): starts when the request is sent and
-///    covers connecting, TLS and waiting for the response headers; inside
-///    the limits, so time spent queueing for a permit is not counted.
-/// 5. **the client**.
-pub fn endpoint_stack(
-    client: HttpClient,
-    limit: Arc<AdaptiveLimit>,
-    global: Arc<Semaphore>,
-    timeout: Duration,
-) -> EndpointStack {
+/// 2. **timeout** (`delivery.timeout`): starts when the request is sent and
+///    covers connecting, TLS and waiting for the response headers.
+/// 3. **the client**.
+///
+/// The limits are not layers: an attempt takes its permits
+/// ([`super::permits`]) before it enters the stack and holds them until
+/// its response snippet is read, which a layer's response future could
+/// not (it ends with the headers).
+pub fn endpoint_stack(client: HttpClient, timeout: Duration) -> EndpointStack {
     let stack = ServiceBuilder::new()
         .layer_fn(Traced)
-        .layer(AdaptiveLimitLayer::new(limit))
-        .layer(GlobalConcurrencyLimitLayer::with_semaphore(global))
         .layer(TimeoutLayer::new(timeout))
         .service(client.map_err(BoxError::from));
     BoxCloneService::new(stack)

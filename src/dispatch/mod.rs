@@ -5,7 +5,8 @@
 //! - [`attempt`]: one attempt, its outcome judged ([`outcome`]) and
 //!   recorded with the next step ([`retry`]);
 //! - [`request`]: the signed request; [`client`]: the tower stack it goes
-//!   through; [`adaptive_limit`]: each endpoint's concurrency;
+//!   through; `permits`: what it holds meanwhile, of [`adaptive_limit`]
+//!   (each endpoint's concurrency) and the global limit;
 //! - [`connector`] and [`destination`]: the SSRF guard;
 //! - [`wakeup`]: how ingest tells a worker that work arrived;
 //! - [`controls`]: pauses, concurrency and health, for operators.
@@ -20,7 +21,9 @@ pub mod connector;
 pub mod controls;
 pub mod destination;
 pub mod outcome;
+mod permits;
 pub mod request;
+mod resizable_semaphore;
 pub mod retry;
 pub mod wakeup;
 mod worker;
@@ -29,7 +32,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use self::attempt::AttemptContext;
@@ -37,6 +40,7 @@ use self::client::{HttpClient, endpoint_stack, http_client};
 use self::controls::Controls;
 use self::destination::DestinationPolicy;
 use self::request::Target;
+use self::resizable_semaphore::ResizableSemaphore;
 use self::retry::RetryPolicy;
 use self::wakeup::Wakeups;
 use self::worker::Worker;
@@ -58,6 +62,9 @@ pub struct Dispatcher {
     /// Deliveries in flight per endpoint, shared by successive workers of
     /// the same endpoint, so a reload never sends one twice at once.
     in_flight: HashMap<String, Arc<Mutex<HashSet<String>>>>,
+    /// `delivery.concurrency`: one limit for the dispatcher's life, shared
+    /// by the attempts of every config, resized on reload.
+    global: Arc<ResizableSemaphore>,
 }
 
 struct Generation {
@@ -83,6 +90,7 @@ impl Dispatcher {
             generation: None,
             retiring: Vec::new(),
             in_flight: HashMap::new(),
+            global: ResizableSemaphore::new(settings.delivery.concurrency),
         };
         dispatcher.apply(settings).await?;
         Ok(dispatcher)
@@ -100,7 +108,7 @@ impl Dispatcher {
         }));
         let client: HttpClient = http_client(policy, delivery.ca_file.as_deref(), delivery.endpoint_concurrency)?;
         self.retire().await;
-        let global = Arc::new(Semaphore::new(delivery.concurrency));
+        self.global.resize(delivery.concurrency);
         let retry = RetryPolicy {
             schedule: delivery.retry_schedule.clone(),
             jitter: delivery.retry_jitter,
@@ -111,7 +119,9 @@ impl Dispatcher {
             let limit = self.controls.limit(&endpoint.id, delivery.endpoint_concurrency);
             let worker = Worker {
                 endpoint: endpoint.id.clone(),
-                stack: endpoint_stack(client.clone(), limit, global.clone(), delivery.timeout),
+                stack: endpoint_stack(client.clone(), delivery.timeout),
+                limit,
+                global: self.global.clone(),
                 context: Arc::new(AttemptContext {
                     store: self.store.clone(),
                     target: Arc::new(Target::new(endpoint.clone())),

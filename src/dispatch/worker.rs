@@ -1,6 +1,6 @@
 //! One endpoint's worker: reads that endpoint's due deliveries from the
-//! store in time order and starts an attempt for each, as its stack's
-//! limits allow.
+//! store in time order and starts an attempt for each, as its permits
+//! ([`super::permits`]) allow.
 //!
 //! Each endpoint has its own worker and its own `due` key range, so a
 //! backlog or a hanging subscriber on one endpoint never stands in front of
@@ -13,15 +13,16 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
-use tokio::task::JoinSet;
-use tower::ServiceExt;
-
+use super::adaptive_limit::AdaptiveLimit;
 use super::attempt::{AttemptContext, Attempted, attempt};
 use super::client::EndpointStack;
+use super::permits::Permits;
+use super::resizable_semaphore::ResizableSemaphore;
 use super::wakeup::Wakeup;
 use crate::clock;
 use crate::store::NextStep;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 /// Due deliveries read per look at the store, beyond those in flight.
 const SCAN_BATCH: usize = 64;
@@ -36,6 +37,10 @@ const STORE_ERROR_BACKOFF: Duration = Duration::from_secs(1);
 pub struct Worker {
     pub endpoint: String,
     pub stack: EndpointStack,
+    /// The endpoint's adaptive limit and the global one: an attempt starts
+    /// once it holds a permit of each.
+    pub limit: Arc<AdaptiveLimit>,
+    pub global: Arc<ResizableSemaphore>,
     pub context: Arc<AttemptContext>,
     pub wakeup: Arc<Wakeup>,
     /// The endpoints an operator paused; this worker starts nothing while
@@ -106,20 +111,17 @@ impl Worker {
                     continue 'work;
                 }
                 // Wait for the endpoint's and the global permits.
-                let mut stack = self.stack.clone();
-                tokio::select! {
-                    ready = stack.ready() => if let Err(error) = ready {
-                        tracing::error!(endpoint = %self.endpoint, %error, "the outbound stack is not ready");
-                        continue 'work;
-                    },
+                let permits = tokio::select! {
+                    permits = Permits::acquire(&self.limit, &self.global) => permits,
                     _ = stop.changed() => break 'work,
-                }
+                };
                 cursor = due_at;
                 let entry = InFlight::enter(&in_flight, &id);
                 let context = self.context.clone();
                 let wakeup = self.wakeup.clone();
+                let stack = self.stack.clone();
                 attempts.spawn(async move {
-                    let result = attempt(&context, stack, &id, due_at).await;
+                    let result = attempt(&context, stack, permits, &id, due_at).await;
                     drop(entry);
                     match result {
                         Ok(Attempted::Recorded(NextStep::RetryAt(at))) => wakeup.wake(at),

@@ -14,6 +14,7 @@ mod hostile_clients;
 mod hostile_subscribers;
 mod ingest;
 mod ingest_batch;
+mod limits;
 mod logs;
 mod metrics;
 mod races;
