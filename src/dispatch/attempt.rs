@@ -52,7 +52,7 @@ pub enum Attempted {
 pub async fn attempt(
     context: &AttemptContext,
     mut stack: EndpointStack,
-    permits: Permits,
+    mut permits: Permits,
     id: &str,
     due_at: u64,
 ) -> Result<Attempted, store::Error> {
@@ -98,7 +98,7 @@ pub async fn attempt(
     let started = Instant::now();
     let in_flight = context.metrics.in_flight();
     let result = match stack.ready().await {
-        Ok(ready) => ready.call(request).await,
+        Ok(ready) => permits.await_response(ready.call(request)).await,
         Err(error) => Err(error),
     };
     let latency = started.elapsed();

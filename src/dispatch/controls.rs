@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 
 use super::adaptive_limit::AdaptiveLimit;
+use super::permits::Responsiveness;
 use crate::store::AttemptRecord;
 
 const MINUTE_MS: u64 = 60_000;
@@ -33,9 +34,16 @@ struct Health {
     last: Option<LastAttempt>,
 }
 
+/// What limits one endpoint's attempts.
+#[derive(Debug, Clone)]
+pub(super) struct EndpointLimits {
+    pub adaptive: Arc<AdaptiveLimit>,
+    pub responsiveness: Arc<Responsiveness>,
+}
+
 #[derive(Debug)]
 pub struct Controls {
-    limits: RwLock<HashMap<String, Arc<AdaptiveLimit>>>,
+    limits: RwLock<HashMap<String, EndpointLimits>>,
     paused: watch::Sender<HashSet<String>>,
     /// Held across an operator's pause or resume, from the store's write
     /// to the workers' view, so concurrent calls never interleave the two
@@ -55,16 +63,19 @@ impl Controls {
         })
     }
 
-    /// The endpoint's adaptive limit, kept across config reloads, with its
-    /// upper bound set to `max`.
-    pub(super) fn limit(&self, endpoint: &str, max: usize) -> Arc<AdaptiveLimit> {
+    /// The endpoint's adaptive limit and responsiveness, kept across config
+    /// reloads, with the limit's upper bound set to `max`.
+    pub(super) fn limits(&self, endpoint: &str, max: usize) -> EndpointLimits {
         let mut limits = self.limits.write().expect("limits lock");
-        let limit = limits
+        let limits = limits
             .entry(endpoint.to_owned())
-            .or_insert_with(|| AdaptiveLimit::new(max))
+            .or_insert_with(|| EndpointLimits {
+                adaptive: AdaptiveLimit::new(max),
+                responsiveness: Arc::default(),
+            })
             .clone();
-        limit.set_max(max);
-        limit
+        limits.adaptive.set_max(max);
+        limits
     }
 
     /// The endpoint's current adaptive concurrency, if it has a worker.
@@ -73,7 +84,7 @@ impl Controls {
             .read()
             .expect("limits lock")
             .get(endpoint)
-            .map(|limit| limit.current())
+            .map(|limits| limits.adaptive.current())
     }
 
     pub fn is_paused(&self, endpoint: &str) -> bool {

@@ -39,8 +39,8 @@ use self::attempt::AttemptContext;
 use self::client::{HttpClient, endpoint_stack, http_client};
 use self::controls::Controls;
 use self::destination::DestinationPolicy;
+use self::permits::GlobalLimit;
 use self::request::Target;
-use self::resizable_semaphore::ResizableSemaphore;
 use self::retry::RetryPolicy;
 use self::wakeup::Wakeups;
 use self::worker::Worker;
@@ -64,7 +64,7 @@ pub struct Dispatcher {
     in_flight: HashMap<String, Arc<Mutex<HashSet<String>>>>,
     /// `delivery.concurrency`: one limit for the dispatcher's life, shared
     /// by the attempts of every config, resized on reload.
-    global: Arc<ResizableSemaphore>,
+    global: Arc<GlobalLimit>,
 }
 
 struct Generation {
@@ -90,7 +90,7 @@ impl Dispatcher {
             generation: None,
             retiring: Vec::new(),
             in_flight: HashMap::new(),
-            global: ResizableSemaphore::new(settings.delivery.concurrency),
+            global: Arc::new(GlobalLimit::new(settings.delivery.concurrency)),
         };
         dispatcher.apply(settings).await?;
         Ok(dispatcher)
@@ -116,11 +116,11 @@ impl Dispatcher {
         let (stop, stopped) = watch::channel(false);
         let mut workers = Vec::new();
         for endpoint in settings.endpoints.iter().filter(|endpoint| endpoint.enabled) {
-            let limit = self.controls.limit(&endpoint.id, delivery.endpoint_concurrency);
+            let limits = self.controls.limits(&endpoint.id, delivery.endpoint_concurrency);
             let worker = Worker {
                 endpoint: endpoint.id.clone(),
                 stack: endpoint_stack(client.clone(), delivery.timeout),
-                limit,
+                limits,
                 global: self.global.clone(),
                 context: Arc::new(AttemptContext {
                     store: self.store.clone(),

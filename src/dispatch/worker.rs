@@ -13,11 +13,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::adaptive_limit::AdaptiveLimit;
 use super::attempt::{AttemptContext, Attempted, attempt};
 use super::client::EndpointStack;
-use super::permits::Permits;
-use super::resizable_semaphore::ResizableSemaphore;
+use super::controls::EndpointLimits;
+use super::permits::{GlobalLimit, Permits};
 use super::wakeup::Wakeup;
 use crate::clock;
 use crate::store::NextStep;
@@ -37,10 +36,10 @@ const STORE_ERROR_BACKOFF: Duration = Duration::from_secs(1);
 pub struct Worker {
     pub endpoint: String,
     pub stack: EndpointStack,
-    /// The endpoint's adaptive limit and the global one: an attempt starts
-    /// once it holds a permit of each.
-    pub limit: Arc<AdaptiveLimit>,
-    pub global: Arc<ResizableSemaphore>,
+    /// The endpoint's limits and the global one: an attempt starts once it
+    /// holds its permits.
+    pub limits: EndpointLimits,
+    pub global: Arc<GlobalLimit>,
     pub context: Arc<AttemptContext>,
     pub wakeup: Arc<Wakeup>,
     /// The endpoints an operator paused; this worker starts nothing while
@@ -112,7 +111,7 @@ impl Worker {
                 }
                 // Wait for the endpoint's and the global permits.
                 let permits = tokio::select! {
-                    permits = Permits::acquire(&self.limit, &self.global) => permits,
+                    permits = Permits::acquire(&self.limits.adaptive, &self.limits.responsiveness, &self.global) => permits,
                     _ = stop.changed() => break 'work,
                 };
                 cursor = due_at;

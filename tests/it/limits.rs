@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use hookd::store::DeliveryStatus;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::support::receiver::{Receiver, Reply};
 use crate::support::sidecar::Sidecar;
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -161,7 +163,9 @@ async fn a_trickled_body_keeps_its_permits_until_it_is_read() {
 
 #[tokio::test]
 async fn attempts_of_an_old_and_a_new_config_share_the_global_limit() {
-    let subscriber = CountingSubscriber::start(Answer::SlowHeaders(Duration::from_millis(1500))).await;
+    // Slow, but answering within the second an attempt may hold its global
+    // permit for while it waits.
+    let subscriber = CountingSubscriber::start(Answer::SlowHeaders(Duration::from_millis(800))).await;
     let config = format!("[delivery]\nconcurrency = 2\n{}", endpoint(&subscriber.url()));
     let sidecar = Sidecar::start(&config).await;
     let since = sidecar.http.get(&format!("{}/v1/config", sidecar.admin)).await.json["loaded_at"]
@@ -181,5 +185,51 @@ async fn attempts_of_an_old_and_a_new_config_share_the_global_limit() {
         subscriber.most_at_once() <= 2,
         "{} attempts at once past concurrency = 2",
         subscriber.most_at_once()
+    );
+}
+
+#[tokio::test]
+async fn many_hanging_endpoints_never_hold_up_a_healthy_one() {
+    let hanging = Receiver::start().await;
+    hanging.answer_by_default(Reply::hang());
+    let healthy = Receiver::start().await;
+    // 32 endpoints that accept and never answer: at 16 attempts each, they
+    // want twice the global limit (256) from the first event on.
+    let mut config = String::from("[delivery]\nretry_schedule = [\"1m\"]\n");
+    for n in 0..32 {
+        config.push_str(&format!(
+            "[[endpoints]]\nid = \"hanging{n}\"\nurl = \"{}\"\nevents = [\"*\"]\nsecret = \"s\"\n",
+            hanging.url(&format!("/h{n}"))
+        ));
+    }
+    config.push_str(&format!(
+        "[[endpoints]]\nid = \"healthy\"\nurl = \"{}\"\nevents = [\"*\"]\nsecret = \"s\"\n",
+        healthy.url("/hook")
+    ));
+    let sidecar = Sidecar::start(&config).await;
+    let started = Instant::now();
+    let mut posted = Vec::new();
+    while started.elapsed() < Duration::from_secs(5) {
+        let id = sidecar.post_event(r#"{"event":"payment.completed","data":{}}"#).await;
+        posted.push((started.elapsed(), id));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // From the first second on (here: events posted after 2 s), the
+    // healthy endpoint gets each event as if the others were not there,
+    // long before the hanging attempts' 10 s timeouts free anything.
+    let mut waits = Vec::new();
+    for (at, id) in posted.iter().filter(|(at, _)| *at >= Duration::from_secs(2)) {
+        let delivery = sidecar.finished(&format!("{id}.healthy"), PATIENCE).await;
+        assert_eq!(delivery.status, DeliveryStatus::Succeeded);
+        waits.push((delivery.updated_at.saturating_sub(delivery.created_at), *at));
+    }
+    waits.sort();
+    let (worst, posted_at) = *waits.last().unwrap();
+    let median = waits[waits.len() / 2].0;
+    eprintln!("healthy endpoint beside 32 hanging ones: median {median} ms, worst {worst} ms");
+    assert!(
+        worst < 2_000,
+        "an event posted at {posted_at:?} waited {worst} ms for the healthy endpoint ({} events)",
+        waits.len()
     );
 }
