@@ -13,15 +13,17 @@ use crate::dispatch::controls::Controls;
 use crate::dispatch::outcome::ErrorKind;
 use crate::store::{self, Applied, AttemptRecord, Change, Expect, NextStep, Store};
 
-/// How often the sweep runs.
+/// How often the sweep runs at most: a minute, or an eighth of the
+/// retention when that is shorter (so nothing outstays it by much).
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// How often it runs at least.
+const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Sweeps now and then until the task is aborted; a failure is logged and
 /// tried again on the next round.
 pub async fn sweep_forever(store: Store, settings: watch::Receiver<Arc<Settings>>, controls: Arc<Controls>) {
-    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
     loop {
-        interval.tick().await;
+        let every = (settings.borrow().storage.retention / 8).clamp(MIN_SWEEP_INTERVAL, SWEEP_INTERVAL);
         let store = store.clone();
         let settings = settings.borrow().clone();
         let controls = controls.clone();
@@ -44,6 +46,7 @@ pub async fn sweep_forever(store: Store, settings: watch::Receiver<Arc<Settings>
             Ok(Err(error)) => tracing::warn!(%error, "retention sweep failed"),
             Err(error) => tracing::warn!(%error, "retention sweep panicked"),
         }
+        tokio::time::sleep(every).await;
     }
 }
 

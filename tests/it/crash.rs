@@ -217,3 +217,114 @@ async fn a_crash_loop_with_a_flaky_subscriber_loses_nothing() {
     assert!(!expected.is_empty());
     assert!(hookd.terminate().success());
 }
+
+/// Posts `retry-failed` for `endpoint` every 100 ms until hookd goes away,
+/// as an operator recovering from an outage would; returns how many
+/// deliveries it retried.
+async fn retry_failed_until_gone(http: HttpClient, admin: String, endpoint: &'static str) -> u64 {
+    let url = format!("{admin}/v1/endpoints/{endpoint}/retry-failed");
+    let mut retried = 0;
+    loop {
+        let request = http.send(
+            http::Method::POST,
+            &url,
+            &[("content-type", "application/json")],
+            "{}".into(),
+        );
+        match tokio::time::timeout(Duration::from_secs(10), request).await {
+            Ok(Ok(answer)) if answer.status == StatusCode::ACCEPTED => {
+                retried += answer.json["retried"].as_u64().unwrap_or(0);
+            }
+            _ => return retried,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The crash loop again, through the work that changes finished
+/// deliveries: with an 8 s retention, sweeps run every second; a
+/// subscriber that fails half its requests leaves deliveries failed, and an
+/// operator retries them in bulk ten times a second; a paused endpoint's
+/// deliveries expire and are retried too. hookd is killed at random
+/// moments through all of it. In the end every acknowledged event has
+/// reached the working endpoint, and the store agrees with itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loop_through_sweeps_expiries_and_bulk_retries_loses_nothing() {
+    let receiver = Receiver::start().await;
+    receiver.fail_share(0.5);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hookd.toml");
+    let endpoints = TWO_ENDPOINTS
+        .replace("http://127.0.0.1:9/crm", &receiver.url("/crm"))
+        .replace("http://127.0.0.1:9/billing", &receiver.url("/billing"));
+    let settings = "[storage]\nretention = \"8s\"\n[delivery]\nretry_schedule = [\"100ms\"]\n";
+    std::fs::write(
+        &config,
+        test_config(&dir.path().join("data"), &format!("{settings}{endpoints}")),
+    )
+    .unwrap();
+    let acknowledged: Acknowledged = Arc::default();
+    let http = HttpClient::default();
+    let mut retried = 0;
+
+    let rounds = crash_rounds();
+    for round in 0..rounds {
+        let hookd = HookdProcess::spawn(&config);
+        if round == 0 {
+            // `billing` waits, paused, until its deliveries expire.
+            let paused = http
+                .post_json(&format!("{}/v1/endpoints/billing/pause", hookd.admin), "{}")
+                .await;
+            assert_eq!(paused.status, StatusCode::OK);
+        }
+        let url = format!("{}/v1/events", hookd.ingest);
+        let producers: Vec<_> = (0..4)
+            .map(|client| tokio::spawn(produce(http.clone(), url.clone(), round, client, acknowledged.clone())))
+            .collect();
+        let operators = [
+            tokio::spawn(retry_failed_until_gone(http.clone(), hookd.admin.clone(), "crm")),
+            tokio::spawn(retry_failed_until_gone(http.clone(), hookd.admin.clone(), "billing")),
+        ];
+        let moment = Duration::from_millis(rand::random_range(500..3000));
+        tokio::time::sleep(moment).await;
+        hookd.kill();
+        for producer in producers {
+            producer.await.unwrap();
+        }
+        for operator in operators {
+            retried += operator.await.unwrap();
+        }
+    }
+
+    // The last run: the operator goes on retrying until every acknowledged
+    // event has reached `/crm`.
+    let hookd = HookdProcess::spawn(&config);
+    let operator = tokio::spawn(retry_failed_until_gone(http.clone(), hookd.admin.clone(), "crm"));
+    let expected: BTreeSet<String> = acknowledged.lock().unwrap().keys().cloned().collect();
+    crate::support::eventually(Duration::from_secs(180), || {
+        let reached: BTreeSet<String> = receiver
+            .received()
+            .iter()
+            .filter(|request| request.answered == 200 && request.path == "/crm")
+            .map(|request| request.header("x-webhook-id").to_owned())
+            .collect();
+        expected.is_subset(&reached).then_some(())
+    })
+    .await;
+    assert!(hookd.terminate().success(), "SIGTERM exits 0");
+    retried += operator.await.unwrap();
+    let store = hookd::store::Store::open(&dir.path().join("data")).unwrap();
+    for endpoint in ["crm", "billing"] {
+        crate::support::store_checks::assert_queues_consistent(&store, endpoint);
+    }
+    let counts = store.counts().unwrap();
+    eprintln!(
+        "crash loop through sweeps: {rounds} SIGKILLs, {} events acknowledged, all reached /crm; \
+         {retried} deliveries retried in bulk, {} requests; left in the store: {counts:?}",
+        expected.len(),
+        receiver.received().len(),
+    );
+    assert!(!expected.is_empty());
+    assert!(retried > 0, "bulk retries ran");
+    store.close();
+}

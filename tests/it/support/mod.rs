@@ -8,6 +8,7 @@ pub mod raw_store;
 pub mod receiver;
 pub mod script_subscriber;
 pub mod sidecar;
+pub mod store_checks;
 pub mod tls;
 
 /// A config for tests: ephemeral ports and the given data directory, with
