@@ -133,6 +133,9 @@ pub struct Store {
     counters: Arc<writer::Counters>,
     /// Pending and failed deliveries per endpoint, kept as work changes.
     counts: Arc<counts::DeliveryCounts>,
+    /// Undoing batches of ingest writes that failed, applied by
+    /// [`Store::recover`] before the reopened store is used.
+    undo: Arc<Mutex<Vec<WriteBatch>>>,
     /// Serialises the read-modify-write of one delivery's state (a worker
     /// recording an attempt, an operator's retry, the sweeper's expiry), so
     /// two of them never leave a stale index entry. Striped by id.
@@ -170,7 +173,14 @@ impl Store {
         let counters = Arc::new(writer::Counters::default());
         let counts = Arc::new(counts::DeliveryCounts::count(&db)?);
         let failed = Arc::new(AtomicBool::new(false));
-        let writer = writer::Writer::start(Arc::downgrade(&db), counters.clone(), counts.clone(), failed.clone())?;
+        let undo = Arc::default();
+        let shared = writer::Shared {
+            counters: counters.clone(),
+            counts: counts.clone(),
+            failed: failed.clone(),
+            undo: Arc::clone(&undo),
+        };
+        let writer = writer::Writer::start(Arc::downgrade(&db), shared)?;
         Ok(Store {
             db: Arc::new(RwLock::new(Some(db))),
             path: Arc::new(path.to_owned()),
@@ -179,6 +189,7 @@ impl Store {
             closed: Arc::new(AtomicBool::new(false)),
             counters,
             counts,
+            undo,
             delivery_locks: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
         })
     }
@@ -221,12 +232,8 @@ impl Store {
             return Err(Error::Reopening);
         }
         let db = Arc::new(open_db(&self.path)?);
-        let started = writer::Writer::start(
-            Arc::downgrade(&db),
-            self.counters.clone(),
-            self.counts.clone(),
-            self.failed.clone(),
-        )?;
+        self.undo_failed_writes(&db)?;
+        let started = writer::Writer::start(Arc::downgrade(&db), self.writer_shared())?;
         let mut writer = self.writer.lock().expect("writer lock");
         if self.closed.load(Ordering::SeqCst) {
             // `close` ran meanwhile: leave the store closed.
@@ -237,6 +244,30 @@ impl Store {
         *writer = Some(started);
         *self.db.write().expect("db lock") = Some(db);
         self.failed.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// What the writer thread shares with this handle.
+    fn writer_shared(&self) -> writer::Shared {
+        writer::Shared {
+            counters: self.counters.clone(),
+            counts: self.counts.clone(),
+            failed: self.failed.clone(),
+            undo: self.undo.clone(),
+        }
+    }
+
+    /// Removes, synced, what ingest writes that failed may have left in the
+    /// log (RocksDB replays a record that reached the file unsynced), so an
+    /// event answered with an error is never delivered or found later.
+    fn undo_failed_writes(&self, db: &DB) -> Result<(), Error> {
+        let mut undo = self.undo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some(batch) = undo.pop() {
+            if let Err(error) = write(db, batch, Durability::Synced) {
+                tracing::error!(%error, "cannot undo a failed ingest write yet");
+                return Err(Error::Reopening);
+            }
+        }
         Ok(())
     }
 
@@ -428,16 +459,15 @@ enum Durability {
     Written,
 }
 
-/// Writes `batch`; for [`Durability::Synced`], then syncs the write-ahead
-/// log. The sync is not part of the write itself, so unsynced writes made
-/// meanwhile (attempt records) never join a group that waits for an fsync:
-/// delivery does not queue behind ingest's fsyncs.
+/// Writes `batch`, with the write-ahead log synced in the write for
+/// [`Durability::Synced`]: RocksDB applies a synced write to its memtables
+/// only once the log is on disk, so if the sync fails nothing can read
+/// what was written (and [`Store::recover`] undoes what the log may still
+/// hold).
 fn write(db: &DB, batch: WriteBatch, durability: Durability) -> Result<(), rocksdb::Error> {
-    db.write_opt(batch, &WriteOptions::default())?;
-    if durability == Durability::Synced {
-        db.flush_wal(true)?;
-    }
-    Ok(())
+    let mut options = WriteOptions::default();
+    options.set_sync(durability == Durability::Synced);
+    db.write_opt(batch, &options)
 }
 
 /// Opens the database with every column family, and checks its schema.

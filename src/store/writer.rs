@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -137,6 +137,19 @@ pub(super) struct Request {
     reply: oneshot::Sender<Result<Vec<IngestOutcome>, IngestError>>,
 }
 
+/// What the writer shares with the store's handles.
+#[derive(Clone)]
+pub(super) struct Shared {
+    pub counters: Arc<Counters>,
+    /// Every new delivery is added here once its write is durable.
+    pub counts: Arc<DeliveryCounts>,
+    /// Set by a failed write (see [`super::Store::recover`]).
+    pub failed: Arc<AtomicBool>,
+    /// For each failed write, the batch that undoes it: the write may be on
+    /// disk unsynced, and come back when the store is reopened.
+    pub undo: Arc<Mutex<Vec<WriteBatch>>>,
+}
+
 pub(super) struct Writer {
     sender: mpsc::Sender<Request>,
     thread: JoinHandle<()>,
@@ -148,17 +161,11 @@ impl Writer {
     /// database still open when the process exits can crash RocksDB's
     /// static teardown).
     /// A failed write sets `failed` (see [`super::Store::recover`]).
-    /// Every new delivery it stores is added to `counts` once durable.
-    pub(super) fn start(
-        db: Weak<DB>,
-        counters: Arc<Counters>,
-        counts: Arc<DeliveryCounts>,
-        failed: Arc<AtomicBool>,
-    ) -> Result<Writer, Error> {
+    pub(super) fn start(db: Weak<DB>, shared: Shared) -> Result<Writer, Error> {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("hookd-store-writer".into())
-            .spawn(move || run(&db, &counters, &counts, &failed, receiver))
+            .spawn(move || run(&db, &shared, receiver))
             .map_err(|error| Error::Incompatible(format!("cannot start the writer thread: {error}")))?;
         Ok(Writer { sender, thread })
     }
@@ -188,13 +195,7 @@ pub(super) async fn submit(
     answer.await.map_err(|_| Error::Closed)?
 }
 
-fn run(
-    db: &Weak<DB>,
-    counters: &Counters,
-    counts: &DeliveryCounts,
-    failed: &AtomicBool,
-    mut receiver: mpsc::Receiver<Request>,
-) {
+fn run(db: &Weak<DB>, shared: &Shared, mut receiver: mpsc::Receiver<Request>) {
     while let Some(first) = receiver.blocking_recv() {
         let mut events = first.events.len();
         let mut group = vec![first];
@@ -208,7 +209,7 @@ fn run(
             }
         }
         match db.upgrade() {
-            Some(db) => commit(&db, counters, counts, failed, group),
+            Some(db) => commit(&db, shared, group),
             None => {
                 for request in group {
                     let _ = request.reply.send(Err(IngestError::Store(Error::Closed)));
@@ -228,8 +229,12 @@ enum Verdict {
     Refuse(IngestError),
 }
 
-fn commit(db: &DB, counters: &Counters, counts: &DeliveryCounts, failed: &AtomicBool, group: Vec<Request>) {
-    let mut batch = WriteBatch::default();
+fn commit(db: &DB, shared: &Shared, group: Vec<Request>) {
+    let mut write = Undoable {
+        db,
+        batch: WriteBatch::default(),
+        undo: WriteBatch::default(),
+    };
     let mut new_events = 0;
     let mut new_deliveries: HashMap<String, u64> = HashMap::new();
     let mut verdicts = Vec::with_capacity(group.len());
@@ -241,7 +246,7 @@ fn commit(db: &DB, counters: &Counters, counts: &DeliveryCounts, failed: &Atomic
             if let Verdict::Accept { outcomes, .. } = &verdict {
                 for (event, outcome) in request.events.iter().zip(outcomes) {
                     if !outcome.duplicate {
-                        add_event(db, &mut batch, event);
+                        add_event(&mut write, event);
                         new_events += 1;
                         in_group.insert(&event.id, event);
                         for endpoint in &event.endpoints {
@@ -253,21 +258,25 @@ fn commit(db: &DB, counters: &Counters, counts: &DeliveryCounts, failed: &Atomic
             verdicts.push(verdict);
         }
     }
-    let written = if batch.is_empty() {
+    let written = if write.batch.is_empty() {
         Ok(())
     } else {
         let started = Instant::now();
-        super::write(db, batch, Durability::Synced).inspect(|()| counters.written(new_events, started.elapsed()))
+        super::write(db, write.batch, Durability::Synced)
+            .inspect(|()| shared.counters.written(new_events, started.elapsed()))
     };
     match &written {
         Ok(()) => {
             for (endpoint, added) in &new_deliveries {
-                counts.added_pending(endpoint, *added);
+                shared.counts.added_pending(endpoint, *added);
             }
         }
         Err(error) => {
+            // The write may yet be on disk, unsynced: the reopen replays it,
+            // then undoes it before anything reads it.
             tracing::error!(%error, "storing events failed");
-            failed.store(true, Ordering::SeqCst);
+            shared.undo.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(write.undo);
+            shared.failed.store(true, Ordering::SeqCst);
         }
     }
     for (request, verdict) in group.into_iter().zip(verdicts) {
@@ -368,8 +377,23 @@ fn delivery_count(event: &NewEvent) -> u32 {
     u32::try_from(event.endpoints.len()).expect("endpoints are few")
 }
 
-/// Adds the event, its deliveries and their index entries to `batch`.
-fn add_event(db: &DB, batch: &mut WriteBatch, event: &NewEvent) {
+/// A write and its undoing: every put to `batch` is a delete in `undo`.
+struct Undoable<'a> {
+    db: &'a DB,
+    batch: WriteBatch,
+    undo: WriteBatch,
+}
+
+impl Undoable<'_> {
+    fn put(&mut self, family: &str, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        let family = column_family(self.db, family);
+        self.batch.put_cf(family, key.as_ref(), value);
+        self.undo.delete_cf(family, key);
+    }
+}
+
+/// Adds the event, its deliveries and their index entries to `write`.
+fn add_event(write: &mut Undoable<'_>, event: &NewEvent) {
     let meta = EventMeta {
         event: event.event.clone(),
         created_at: event.created_at.clone(),
@@ -379,11 +403,7 @@ fn add_event(db: &DB, batch: &mut WriteBatch, event: &NewEvent) {
         data_end: event.data.end,
         traceparent: event.traceparent.clone(),
     };
-    batch.put_cf(
-        column_family(db, cf::EVENTS),
-        &event.id,
-        EventRecord::encode_parts(&meta, &event.body),
-    );
+    write.put(cf::EVENTS, &event.id, EventRecord::encode_parts(&meta, &event.body));
     for endpoint in &event.endpoints {
         let id = keys::delivery_id(&event.id, endpoint);
         let delivery = DeliveryRecord {
@@ -398,19 +418,11 @@ fn add_event(db: &DB, batch: &mut WriteBatch, event: &NewEvent) {
             finished_at: None,
             manual_retry: false,
         };
-        batch.put_cf(column_family(db, cf::DELIVERIES), &id, delivery.encode());
-        batch.put_cf(
-            column_family(db, cf::DUE),
-            keys::endpoint_timed(endpoint, event.received_at, &id),
-            [],
-        );
-        batch.put_cf(column_family(db, cf::RECENT), keys::timed(event.received_at, &id), []);
+        write.put(cf::DELIVERIES, &id, delivery.encode());
+        write.put(cf::DUE, keys::endpoint_timed(endpoint, event.received_at, &id), []);
+        write.put(cf::RECENT, keys::timed(event.received_at, &id), []);
     }
     if event.endpoints.is_empty() {
-        batch.put_cf(
-            column_family(db, cf::FINISHED),
-            keys::finished(event.received_at, Finished::Event, &event.id),
-            [],
-        );
+        write.put(cf::FINISHED, keys::finished(event.received_at, Finished::Event, &event.id), []);
     }
 }
