@@ -47,7 +47,9 @@ use crate::api::AppState;
 use crate::api::ConfigStatus;
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
-use crate::dispatch::controls::Controls;
+use crate::dispatch::health::Health;
+use crate::dispatch::limits::Limits;
+use crate::dispatch::pauses::Pauses;
 use crate::dispatch::wakeup::Wakeups;
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
@@ -107,7 +109,9 @@ pub async fn run(
     let exposed = settings.exposure(bound.ingest, bound.admin);
     anyhow::ensure!(exposed.is_empty(), "refusing to serve: {}", exposed.join("; "));
     let wakeups = Arc::new(Wakeups::default());
-    let controls = Controls::new(store.paused_endpoints()?);
+    let pauses = Arc::new(Pauses::new(store.paused_endpoints()?));
+    let limits = Arc::new(Limits::default());
+    let health = Arc::new(Health::default());
     let metrics = Arc::new(Metrics::new());
     store.on_synced_write({
         let metrics = metrics.clone();
@@ -117,7 +121,9 @@ pub async fn run(
         &settings,
         store.clone(),
         wakeups.clone(),
-        controls.clone(),
+        pauses.clone(),
+        limits.clone(),
+        health.clone(),
         metrics.clone(),
     )
     .await
@@ -130,7 +136,9 @@ pub async fn run(
         store: store.clone(),
         settings,
         wakeups,
-        controls,
+        pauses,
+        limits,
+        health,
         config_status,
         metrics,
     };
@@ -145,7 +153,7 @@ pub async fn run(
     let sweeper = tokio::spawn(sweeper::sweep_forever(
         store.clone(),
         state.settings.clone(),
-        state.controls.clone(),
+        state.pauses.clone(),
     ));
     let recovery = tokio::spawn(store_recovery::recover_forever(store.clone()));
     let delivery = tokio::spawn(deliver_until_stopped(

@@ -9,8 +9,8 @@ use tokio::sync::watch;
 
 use crate::clock;
 use crate::config::Settings;
-use crate::dispatch::controls::Controls;
 use crate::dispatch::outcome::ErrorKind;
+use crate::dispatch::pauses::Pauses;
 use crate::store::{self, Applied, AttemptRecord, Change, Expect, NextStep, Store};
 
 /// How often the sweep runs at most: a minute, or an eighth of the
@@ -21,13 +21,13 @@ const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Sweeps now and then until the task is aborted; a failure is logged and
 /// tried again on the next round.
-pub async fn sweep_forever(store: Store, settings: watch::Receiver<Arc<Settings>>, controls: Arc<Controls>) {
+pub async fn sweep_forever(store: Store, settings: watch::Receiver<Arc<Settings>>, pauses: Arc<Pauses>) {
     loop {
         let every = (settings.borrow().storage.retention / 8).clamp(MIN_SWEEP_INTERVAL, SWEEP_INTERVAL);
         let store = store.clone();
         let settings = settings.borrow().clone();
-        let controls = controls.clone();
-        match tokio::task::spawn_blocking(move || sweep(&store, &settings, &controls)).await {
+        let pauses = pauses.clone();
+        match tokio::task::spawn_blocking(move || sweep(&store, &settings, &pauses)).await {
             Ok(Ok((expired, removed))) => {
                 if expired > 0 {
                     tracing::warn!(
@@ -50,13 +50,13 @@ pub async fn sweep_forever(store: Store, settings: watch::Receiver<Arc<Settings>
     }
 }
 
-fn sweep(store: &Store, settings: &Settings, controls: &Controls) -> Result<(usize, store::SweepStats), store::Error> {
+fn sweep(store: &Store, settings: &Settings, pauses: &Pauses) -> Result<(usize, store::SweepStats), store::Error> {
     let retention_ms = u64::try_from(settings.storage.retention.as_millis()).unwrap_or(u64::MAX);
     let now = clock::now_ms();
     // An endpoint is active when it is in the config, enabled, and not
     // paused by an operator: only its queue is being worked.
     let active = |endpoint: &str| {
-        !controls.is_paused(endpoint)
+        !pauses.is_paused(endpoint)
             && settings
                 .endpoints
                 .iter()

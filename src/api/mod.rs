@@ -17,7 +17,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::config::Settings;
-use crate::dispatch::controls::Controls;
+use crate::dispatch::health::Health;
+use crate::dispatch::limits::Limits;
+use crate::dispatch::pauses::Pauses;
 use crate::dispatch::wakeup::Wakeups;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -32,8 +34,12 @@ pub struct AppState {
     pub settings: watch::Receiver<Arc<Settings>>,
     /// Rung after new deliveries are stored, so they go out at once.
     pub wakeups: Arc<Wakeups>,
-    /// Pauses, concurrency and health of the endpoints.
-    pub controls: Arc<Controls>,
+    /// Operators' pauses, as the workers see them.
+    pub pauses: Arc<Pauses>,
+    /// Each endpoint's adaptive concurrency.
+    pub limits: Arc<Limits>,
+    /// Each endpoint's recent attempts.
+    pub health: Arc<Health>,
     /// When the config was loaded and how the last reload went.
     pub config_status: Arc<ConfigStatus>,
     pub metrics: Arc<Metrics>,

@@ -11,7 +11,7 @@ use tower::{Service, ServiceExt};
 
 use super::adaptive_limit::signal_of;
 use super::client::EndpointStack;
-use super::controls::Controls;
+use super::health::Health;
 use super::outcome::{ErrorKind, classify, read_snippet};
 use super::permits::Permits;
 use super::request::{self, Message, Target};
@@ -28,7 +28,7 @@ pub struct AttemptContext {
     pub store: Store,
     pub target: Arc<Target>,
     pub retry: RetryPolicy,
-    pub controls: Arc<Controls>,
+    pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -177,7 +177,7 @@ fn record(
 ) -> Result<Attempted, store::Error> {
     let endpoint = &context.target.endpoint.id;
     log_outcome(endpoint, id, &attempt, next);
-    context.controls.record(endpoint, &attempt);
+    context.health.record(endpoint, &attempt);
     let result = attempt.error_kind.clone();
     let expect = Expect::PendingDueAt(delivery.next_attempt_at);
     let change = Change::Attempted { attempt, next };

@@ -9,7 +9,8 @@
 //!   (each endpoint's concurrency) and the global limit;
 //! - [`connector`] and [`destination`]: the SSRF guard;
 //! - [`wakeup`]: how ingest tells a worker that work arrived;
-//! - [`controls`]: pauses, concurrency and health, for operators.
+//! - [`pauses`], [`limits`] and [`health`]: what operators pause, what
+//!   each endpoint's limits have learned, and how its attempts went.
 //!
 //! Long waits between retries are state in the store (the `due` index),
 //! never a sleeping task per delivery.
@@ -18,9 +19,11 @@ pub mod adaptive_limit;
 mod attempt;
 pub mod client;
 pub mod connector;
-pub mod controls;
 pub mod destination;
+pub mod health;
+pub mod limits;
 pub mod outcome;
+pub mod pauses;
 mod permits;
 pub mod request;
 mod resizable_semaphore;
@@ -37,8 +40,10 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use self::attempt::AttemptContext;
 use self::client::{HttpClient, endpoint_stack, http_client};
-use self::controls::Controls;
 use self::destination::DestinationPolicy;
+use self::health::Health;
+use self::limits::Limits;
+use self::pauses::Pauses;
 use self::permits::GlobalLimit;
 use self::request::Target;
 use self::retry::RetryPolicy;
@@ -53,7 +58,9 @@ use crate::store::Store;
 pub struct Dispatcher {
     store: Store,
     wakeups: Arc<Wakeups>,
-    controls: Arc<Controls>,
+    pauses: Arc<Pauses>,
+    limits: Arc<Limits>,
+    health: Arc<Health>,
     metrics: Arc<Metrics>,
     /// The workers of the config in force.
     generation: Option<Generation>,
@@ -79,13 +86,17 @@ impl Dispatcher {
         settings: &Settings,
         store: Store,
         wakeups: Arc<Wakeups>,
-        controls: Arc<Controls>,
+        pauses: Arc<Pauses>,
+        limits: Arc<Limits>,
+        health: Arc<Health>,
         metrics: Arc<Metrics>,
     ) -> Result<Dispatcher, String> {
         let mut dispatcher = Dispatcher {
             store,
             wakeups,
-            controls,
+            pauses,
+            limits,
+            health,
             metrics,
             generation: None,
             retiring: Vec::new(),
@@ -116,7 +127,7 @@ impl Dispatcher {
         let (stop, stopped) = watch::channel(false);
         let mut workers = Vec::new();
         for endpoint in settings.endpoints.iter().filter(|endpoint| endpoint.enabled) {
-            let limits = self.controls.limits(&endpoint.id, delivery.endpoint_concurrency);
+            let limits = self.limits.of(&endpoint.id, delivery.endpoint_concurrency);
             let worker = Worker {
                 endpoint: endpoint.id.clone(),
                 stack: endpoint_stack(client.clone(), delivery.timeout),
@@ -126,11 +137,11 @@ impl Dispatcher {
                     store: self.store.clone(),
                     target: Arc::new(Target::new(endpoint.clone())),
                     retry: retry.clone(),
-                    controls: self.controls.clone(),
+                    health: self.health.clone(),
                     metrics: self.metrics.clone(),
                 }),
                 wakeup: self.wakeups.get(&endpoint.id),
-                paused: self.controls.watch_paused(),
+                paused: self.pauses.watch(),
                 in_flight: self.in_flight.entry(endpoint.id.clone()).or_default().clone(),
             };
             workers.push((endpoint.id.clone(), tokio::spawn(worker.run(stopped.clone()))));

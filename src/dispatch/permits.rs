@@ -72,7 +72,7 @@ fn not_answering_share(concurrency: usize) -> usize {
 }
 
 /// Whether an endpoint answers, as its recent attempts tell; kept with
-/// its adaptive limit across reloads.
+/// its adaptive limit across reloads ([`super::limits`]).
 #[derive(Debug, Default)]
 pub struct Responsiveness {
     /// Attempts in flight past [`GRACE`] without response headers.

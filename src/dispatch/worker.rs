@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::attempt::{AttemptContext, Attempted, attempt};
 use super::client::EndpointStack;
-use super::controls::EndpointLimits;
+use super::limits::EndpointLimits;
 use super::permits::{GlobalLimit, Permits};
 use super::wakeup::Wakeup;
 use crate::clock;

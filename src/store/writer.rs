@@ -275,7 +275,11 @@ fn commit(db: &DB, shared: &Shared, group: Vec<Request>) {
             // The write may yet be on disk, unsynced: the reopen replays it,
             // then undoes it before anything reads it.
             tracing::error!(%error, "storing events failed");
-            shared.undo.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(write.undo);
+            shared
+                .undo
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(write.undo);
             shared.failed.store(true, Ordering::SeqCst);
         }
     }
@@ -423,6 +427,10 @@ fn add_event(write: &mut Undoable<'_>, event: &NewEvent) {
         write.put(cf::RECENT, keys::timed(event.received_at, &id), []);
     }
     if event.endpoints.is_empty() {
-        write.put(cf::FINISHED, keys::finished(event.received_at, Finished::Event, &event.id), []);
+        write.put(
+            cf::FINISHED,
+            keys::finished(event.received_at, Finished::Event, &event.id),
+            [],
+        );
     }
 }

@@ -59,7 +59,7 @@ pub async fn list(
         .map(|text| hex::decode(text).map_err(|_| ApiError::invalid_field("`cursor` is not one this API handed out")))
         .transpose()?;
     let settings = state.settings();
-    let controls = state.controls.clone();
+    let pauses = state.pauses.clone();
     let (data, next_cursor) = blocking(&state, move |store| {
         let mut data = Vec::new();
         let mut scanned = 0usize;
@@ -67,7 +67,7 @@ pub async fn list(
         store.scan_recent(cursor.as_deref(), |key, id, record| {
             scanned += 1;
             last_key = Some(key.to_vec());
-            let status = shown_status(&record, &settings, &controls);
+            let status = shown_status(&record, &settings, &pauses);
             let wanted = query.status.as_deref().is_none_or(|wanted| wanted == status)
                 && query.endpoint.as_deref().is_none_or(|wanted| wanted == record.endpoint)
                 && query.event.as_deref().is_none_or(|wanted| wanted == record.event);
@@ -86,7 +86,7 @@ pub async fn list(
 
 pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let settings = state.settings();
-    let controls = state.controls.clone();
+    let pauses = state.pauses.clone();
     let lookup = id.clone();
     let detail = blocking(&state, move |store| {
         let Some(record) = store.delivery(&lookup)? else {
@@ -97,7 +97,7 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Resu
             .map(|event| String::from_utf8_lossy(&event.body).into_owned())
             .unwrap_or_default();
         let attempts = store.attempts(&lookup)?.into_iter().map(AttemptView::from).collect();
-        let status = shown_status(&record, &settings, &controls);
+        let status = shown_status(&record, &settings, &pauses);
         Ok(Some(DeliveryDetail {
             delivery: DeliveryView::new(&lookup, &record, status),
             payload,

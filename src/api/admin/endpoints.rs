@@ -49,9 +49,9 @@ async fn set_paused(
 ) -> Result<impl IntoResponse, ApiError> {
     let endpoint = find(&state, &id)?;
     let endpoint_id = endpoint.id.clone();
-    let turn = state.controls.pause_turn().await;
+    let turn = state.pauses.turn().await;
     blocking(&state, move |store| store.set_endpoint_paused(&endpoint_id, paused)).await?;
-    state.controls.set_paused(&endpoint.id, paused);
+    state.pauses.set(&endpoint.id, paused);
     drop(turn);
     if !paused {
         state.wakeups.wake(&endpoint.id, 0);
@@ -146,5 +146,5 @@ fn find(state: &AppState, id: &str) -> Result<Endpoint, ApiError> {
 fn view(state: &AppState, endpoint: &Endpoint) -> EndpointView {
     let pending = state.store.pending_count(&endpoint.id);
     let failed = state.store.failed_count(&endpoint.id);
-    EndpointView::new(endpoint, &state.controls, pending, failed)
+    EndpointView::new(endpoint, state, pending, failed)
 }

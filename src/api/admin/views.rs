@@ -2,9 +2,11 @@
 
 use serde::Serialize;
 
+use crate::api::AppState;
 use crate::clock;
 use crate::config::{Endpoint, Settings};
-use crate::dispatch::controls::{Controls, LastAttempt};
+use crate::dispatch::health::LastAttempt;
+use crate::dispatch::pauses::Pauses;
 use crate::store::{AttemptRecord, DeliveryRecord, DeliveryStatus};
 
 #[derive(Serialize)]
@@ -39,18 +41,18 @@ impl From<LastAttempt> for LastAttemptView {
 }
 
 impl EndpointView {
-    pub fn new(endpoint: &Endpoint, controls: &Controls, pending: usize, failed: usize) -> EndpointView {
-        let (success_rate_1h, last) = controls.health(&endpoint.id, clock::now_ms());
+    pub fn new(endpoint: &Endpoint, state: &AppState, pending: usize, failed: usize) -> EndpointView {
+        let (success_rate_1h, last) = state.health.of(&endpoint.id, clock::now_ms());
         EndpointView {
             id: endpoint.id.clone(),
             url: endpoint.url.to_string(),
             events: endpoint.events.iter().map(ToString::to_string).collect(),
             enabled: endpoint.enabled,
-            paused: controls.is_paused(&endpoint.id),
+            paused: state.pauses.is_paused(&endpoint.id),
             pending,
             failed,
             success_rate_1h,
-            concurrency: controls.concurrency(&endpoint.id),
+            concurrency: state.limits.concurrency(&endpoint.id),
             last_attempt: last.map(LastAttemptView::from),
         }
     }
@@ -119,7 +121,7 @@ impl From<AttemptRecord> for AttemptView {
 
 /// A delivery's status as operators see it: a pending delivery whose
 /// endpoint is paused, disabled or gone from the config is `paused`.
-pub fn shown_status(record: &DeliveryRecord, settings: &Settings, controls: &Controls) -> &'static str {
+pub fn shown_status(record: &DeliveryRecord, settings: &Settings, pauses: &Pauses) -> &'static str {
     match record.status {
         DeliveryStatus::Succeeded => "succeeded",
         DeliveryStatus::Failed => "failed",
@@ -128,7 +130,7 @@ pub fn shown_status(record: &DeliveryRecord, settings: &Settings, controls: &Con
                 .endpoints
                 .iter()
                 .any(|endpoint| endpoint.id == record.endpoint && endpoint.enabled);
-            if enabled && !controls.is_paused(&record.endpoint) {
+            if enabled && !pauses.is_paused(&record.endpoint) {
                 "pending"
             } else {
                 "paused"

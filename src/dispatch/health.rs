@@ -1,0 +1,110 @@
+//! Each endpoint's recent health, for operators: the success rate over
+//! the last hour and the last attempt. Kept in memory: after a restart it
+//! starts empty and fills as attempts are made.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, PoisonError};
+
+use crate::store::AttemptRecord;
+
+const MINUTE_MS: u64 = 60_000;
+/// Minutes of attempts the success rate covers.
+const WINDOW_MINUTES: u64 = 60;
+
+/// An endpoint's most recent attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastAttempt {
+    pub at_ms: u64,
+    pub status_code: Option<u16>,
+    pub error_kind: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct EndpointHealth {
+    /// (minute, successes, attempts), oldest first.
+    minutes: VecDeque<(u64, u32, u32)>,
+    last: Option<LastAttempt>,
+}
+
+/// Every endpoint's recent attempts, in memory.
+#[derive(Debug, Default)]
+pub struct Health {
+    endpoints: Mutex<HashMap<String, EndpointHealth>>,
+}
+
+impl Health {
+    /// Notes an attempt's outcome.
+    pub(super) fn record(&self, endpoint: &str, attempt: &AttemptRecord) {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(PoisonError::into_inner);
+        let health = endpoints.entry(endpoint.to_owned()).or_default();
+        let minute = attempt.at / MINUTE_MS;
+        let success = u32::from(attempt.error_kind.is_none());
+        match health.minutes.back_mut() {
+            Some((last, successes, total)) if *last == minute => {
+                *successes += success;
+                *total += 1;
+            }
+            _ => health.minutes.push_back((minute, success, 1)),
+        }
+        while health
+            .minutes
+            .front()
+            .is_some_and(|(oldest, _, _)| *oldest + WINDOW_MINUTES <= minute)
+        {
+            health.minutes.pop_front();
+        }
+        health.last = Some(LastAttempt {
+            at_ms: attempt.at,
+            status_code: attempt.status_code,
+            error_kind: attempt.error_kind.clone(),
+        });
+    }
+
+    /// The share of successful attempts in the last hour (`None` without
+    /// attempts), and the last attempt.
+    pub fn of(&self, endpoint: &str, now_ms: u64) -> (Option<f64>, Option<LastAttempt>) {
+        let endpoints = self.endpoints.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(health) = endpoints.get(endpoint) else {
+            return (None, None);
+        };
+        let current = now_ms / MINUTE_MS;
+        let (successes, total) = health
+            .minutes
+            .iter()
+            .filter(|(minute, _, _)| minute + WINDOW_MINUTES > current)
+            .fold((0u32, 0u32), |(s, t), (_, successes, total)| (s + successes, t + total));
+        let rate = (total > 0).then(|| f64::from(successes) / f64::from(total));
+        (rate, health.last.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(at: u64, ok: bool) -> AttemptRecord {
+        AttemptRecord {
+            n: 1,
+            at,
+            status_code: Some(if ok { 200 } else { 500 }),
+            error_kind: (!ok).then(|| "status".to_owned()),
+            latency_ms: 1,
+            response_snippet: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_success_rate_covers_the_last_hour() {
+        let health = Health::default();
+        let start = 1_000 * MINUTE_MS;
+        health.record("crm", &attempt(start, false));
+        health.record("crm", &attempt(start + 30 * MINUTE_MS, true));
+        health.record("crm", &attempt(start + 30 * MINUTE_MS + 5, true));
+        let (rate, last) = health.of("crm", start + 30 * MINUTE_MS + 10);
+        assert!((rate.unwrap() - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(last.unwrap().status_code, Some(200));
+        let (rate, _) = health.of("crm", start + 61 * MINUTE_MS);
+        assert_eq!(rate, Some(1.0), "the failure is more than an hour old");
+        assert_eq!(health.of("other", start), (None, None));
+    }
+}
