@@ -195,51 +195,34 @@ fn remove(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord) ->
     Ok(())
 }
 
-/// Deletes the index entries `record` has now: `due`, or `finished` (and
-/// `failed`).
-fn unindex(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord) {
+/// The index entries `record` has: `due` while pending; `finished` (and
+/// `failed`) once finished.
+fn index_entries(id: &str, record: &DeliveryRecord) -> Vec<(&'static str, Vec<u8>)> {
     match record.finished_at {
         Some(at) if record.status.is_finished() => {
-            batch.delete_cf(
-                column_family(db, cf::FINISHED),
-                keys::finished(at, Finished::Delivery, id),
-            );
+            let mut entries = vec![(cf::FINISHED, keys::finished(at, Finished::Delivery, id))];
             if record.status == DeliveryStatus::Failed {
-                batch.delete_cf(
-                    column_family(db, cf::FAILED),
-                    keys::endpoint_timed(&record.endpoint, at, id),
-                );
+                entries.push((cf::FAILED, keys::endpoint_timed(&record.endpoint, at, id)));
             }
+            entries
         }
-        _ => batch.delete_cf(
-            column_family(db, cf::DUE),
+        _ => vec![(
+            cf::DUE,
             keys::endpoint_timed(&record.endpoint, record.next_attempt_at, id),
-        ),
+        )],
     }
 }
 
-/// Adds the index entries `record` needs: `due`, or `finished` (and
-/// `failed`).
+/// Deletes the index entries `record` has now.
+fn unindex(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord) {
+    for (family, key) in index_entries(id, record) {
+        batch.delete_cf(column_family(db, family), key);
+    }
+}
+
+/// Adds the index entries `record` needs.
 fn index(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord) {
-    match record.finished_at {
-        Some(at) if record.status.is_finished() => {
-            batch.put_cf(
-                column_family(db, cf::FINISHED),
-                keys::finished(at, Finished::Delivery, id),
-                [],
-            );
-            if record.status == DeliveryStatus::Failed {
-                batch.put_cf(
-                    column_family(db, cf::FAILED),
-                    keys::endpoint_timed(&record.endpoint, at, id),
-                    [],
-                );
-            }
-        }
-        _ => batch.put_cf(
-            column_family(db, cf::DUE),
-            keys::endpoint_timed(&record.endpoint, record.next_attempt_at, id),
-            [],
-        ),
+    for (family, key) in index_entries(id, record) {
+        batch.put_cf(column_family(db, family), key, []);
     }
 }

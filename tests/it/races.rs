@@ -9,27 +9,12 @@ use hookd::store::{Applied, AttemptRecord, Change, DeliveryStatus, Expect, NewEv
 
 use crate::support::sidecar::Sidecar;
 use crate::support::store_checks::assert_queues_consistent;
+use crate::support::stored_event;
 
 const HOUR_MS: u64 = 3_600_000;
 const START: u64 = 1_750_000_000_000;
 const DELIVERIES: usize = 200;
 const ROUNDS: usize = 8;
-
-fn event(id: &str, endpoint: &str) -> NewEvent {
-    let (body, data) = hookd::event::wire_body(id, "payment.completed", "2025-03-20T10:30:00Z", "{}");
-    NewEvent {
-        id: id.to_owned(),
-        id_generated: false,
-        event: "payment.completed".to_owned(),
-        created_at: "2025-03-20T10:30:00Z".to_owned(),
-        created_at_given: true,
-        body,
-        data,
-        traceparent: None,
-        endpoints: vec![endpoint.to_owned()],
-        received_at: START,
-    }
-}
 
 fn attempt(at: u64, error_kind: Option<&str>) -> AttemptRecord {
     AttemptRecord {
@@ -46,7 +31,9 @@ fn attempt(at: u64, error_kind: Option<&str>) -> AttemptRecord {
 async fn store_with_deliveries(endpoint: &str) -> (tempfile::TempDir, Store, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let events: Vec<NewEvent> = (0..DELIVERIES).map(|n| event(&format!("evt_{n}"), endpoint)).collect();
+    let events: Vec<NewEvent> = (0..DELIVERIES)
+        .map(|n| stored_event(&format!("evt_{n}"), &[endpoint], START))
+        .collect();
     store.ingest(events).await.unwrap();
     let ids = (0..DELIVERIES).map(|n| format!("evt_{n}.{endpoint}")).collect();
     (dir, store, ids)

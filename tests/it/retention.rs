@@ -1,26 +1,12 @@
 //! Retention: finished deliveries older than `storage.retention` go, their
 //! events with them; pending work stays whatever its age.
 
-use hookd::store::{Applied, AttemptRecord, Change, DeliveryStatus, Expect, NewEvent, NextStep, Store};
+use hookd::store::{Applied, AttemptRecord, Change, DeliveryStatus, Expect, NextStep, Store};
+
+use crate::support::stored_event as event;
 
 const HOUR_MS: u64 = 3_600_000;
 const START: u64 = 1_750_000_000_000;
-
-fn event(id: &str, endpoints: &[&str], received_at: u64) -> NewEvent {
-    let (body, data) = hookd::event::wire_body(id, "payment.completed", "2025-03-20T10:30:00Z", "{}");
-    NewEvent {
-        id: id.to_owned(),
-        id_generated: false,
-        event: "payment.completed".to_owned(),
-        created_at: "2025-03-20T10:30:00Z".to_owned(),
-        created_at_given: true,
-        body,
-        data,
-        traceparent: None,
-        endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
-        received_at,
-    }
-}
 
 /// Records one attempt of delivery `id`, received at `START`, that
 /// finishes it as `status` at `at`.

@@ -75,3 +75,22 @@ pub async fn eventually<T>(patience: std::time::Duration, mut check: impl FnMut(
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// An event as ingest would store it: a `payment.completed` with empty
+/// `data`, for `endpoints`, received at `received_at` (ms); for tests that
+/// drive the store directly.
+pub fn stored_event(id: &str, endpoints: &[&str], received_at: u64) -> hookd::store::NewEvent {
+    let (body, data) = hookd::event::wire_body(id, "payment.completed", "2025-03-20T10:30:00Z", "{}");
+    hookd::store::NewEvent {
+        id: id.to_owned(),
+        id_generated: false,
+        event: "payment.completed".to_owned(),
+        created_at: "2025-03-20T10:30:00Z".to_owned(),
+        created_at_given: true,
+        body,
+        data,
+        traceparent: None,
+        endpoints: endpoints.iter().map(|endpoint| (*endpoint).to_owned()).collect(),
+        received_at,
+    }
+}
