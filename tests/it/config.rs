@@ -240,7 +240,7 @@ fn no_error_repeats_a_secret() {
 }
 
 #[test]
-fn tokens_from_the_environment_are_taken_as_written() {
+fn tokens_of_any_text_from_the_environment_are_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "hookd.toml", "");
     for token in ["0042", "true", "[abc]", "1.50"] {
