@@ -56,6 +56,7 @@ pub async fn run(events: usize, hookd: &str) -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rss = hookd.child.rss_mib();
+    let empty_reads = AdminReads::measure(&client, &hookd.admin).await?;
 
     let sampling = RssSampler::start(hookd.child.pid());
     let started = Instant::now();
@@ -63,6 +64,7 @@ pub async fn run(events: usize, hookd: &str) -> anyhow::Result<()> {
     let ingest_seconds = started.elapsed().as_secs_f64();
     let ingest_rss = sampling.stop().await;
     let disk = directory_bytes(&hookd.data)?;
+    let backlog_reads = AdminReads::measure(&client, &hookd.admin).await?;
 
     let arrivals = receiver::start(port).await?;
     let sampling = RssSampler::start(hookd.child.pid());
@@ -121,6 +123,14 @@ pub async fn run(events: usize, hookd: &str) -> anyhow::Result<()> {
         "  disk        {:>10.1} MiB   {:.0} bytes per event (data directory after ingest)",
         disk as f64 / 1048576.0,
         disk as f64 / events as f64
+    );
+    println!(
+        "  /metrics    {:>10.2} ms    median of {READS} with {events} pending ({:.2} ms empty)",
+        backlog_reads.metrics_ms, empty_reads.metrics_ms
+    );
+    println!(
+        "  endpoints   {:>10.2} ms    GET /v1/endpoints, median of {READS} with {events} pending ({:.2} ms empty)",
+        backlog_reads.endpoints_ms, empty_reads.endpoints_ms
     );
     println!("  RSS idle    {idle_rss:>10.1} MiB");
     println!(
@@ -242,5 +252,42 @@ impl RssSampler {
             max: samples.iter().copied().fold(0.0, f64::max),
             last: samples.last().copied().unwrap_or(0.0),
         }
+    }
+}
+
+/// Reads of the admin API timed per backlog size.
+const READS: usize = 21;
+
+/// Median times of the admin reads that operators and Prometheus make
+/// often: `GET /metrics` and `GET /v1/endpoints`.
+struct AdminReads {
+    metrics_ms: f64,
+    endpoints_ms: f64,
+}
+
+impl AdminReads {
+    async fn measure(
+        client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+        admin: &str,
+    ) -> anyhow::Result<AdminReads> {
+        let median = |path: &'static str| async move {
+            let mut times = Vec::with_capacity(READS);
+            for _ in 0..READS {
+                let request = Request::get(format!("{admin}{path}")).body(Full::new(Bytes::new()))?;
+                let started = Instant::now();
+                let response = client.request(request).await?;
+                if response.status() != StatusCode::OK {
+                    bail!("GET {path}: {}", response.status());
+                }
+                response.into_body().collect().await?;
+                times.push(started.elapsed());
+            }
+            times.sort_unstable();
+            anyhow::Ok(times[READS / 2].as_secs_f64() * 1000.0)
+        };
+        Ok(AdminReads {
+            metrics_ms: median("/metrics").await?,
+            endpoints_ms: median("/v1/endpoints").await?,
+        })
     }
 }

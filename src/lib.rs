@@ -48,9 +48,9 @@ use crate::api::ConfigStatus;
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
 use crate::dispatch::health::Health;
+use crate::dispatch::inbox::Inboxes;
 use crate::dispatch::limits::Limits;
 use crate::dispatch::pauses::Pauses;
-use crate::dispatch::wakeup::Wakeups;
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
 use crate::store::Store;
@@ -108,7 +108,7 @@ pub async fn run(
     };
     let exposed = settings.exposure(bound.ingest, bound.admin);
     anyhow::ensure!(exposed.is_empty(), "refusing to serve: {}", exposed.join("; "));
-    let wakeups = Arc::new(Wakeups::default());
+    let inboxes = Arc::new(Inboxes::default());
     let pauses = Arc::new(Pauses::new(store.paused_endpoints()?));
     let limits = Arc::new(Limits::default());
     let health = Arc::new(Health::default());
@@ -120,14 +120,13 @@ pub async fn run(
     let dispatcher = Dispatcher::start(
         &settings,
         store.clone(),
-        wakeups.clone(),
+        inboxes.clone(),
         pauses.clone(),
         limits.clone(),
         health.clone(),
         metrics.clone(),
     )
-    .await
-    .map_err(anyhow::Error::msg)?;
+    .await?;
     let config_status = Arc::new(ConfigStatus::loaded_now());
     let (settings_sender, settings) = watch::channel(Arc::new(settings));
     let reloader = Reloader::new(settings_sender, config_status.clone(), metrics.clone(), bound);
@@ -135,7 +134,7 @@ pub async fn run(
     let state = AppState {
         store: store.clone(),
         settings,
-        wakeups,
+        inboxes,
         pauses,
         limits,
         health,

@@ -119,7 +119,7 @@ impl Reloader {
             return self.refuse(reasons.join("\n"));
         }
         if let Err(error) = dispatcher.apply(&new).await {
-            return self.refuse(error);
+            return self.refuse(error.to_string());
         }
         let restart = new.restart_needed_for(&current);
         if !restart.is_empty() {

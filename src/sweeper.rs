@@ -11,7 +11,7 @@ use crate::clock;
 use crate::config::Settings;
 use crate::dispatch::outcome::ErrorKind;
 use crate::dispatch::pauses::Pauses;
-use crate::store::{self, Applied, AttemptRecord, Change, Expect, NextStep, Store};
+use crate::store::{self, AttemptRecord, Change, Expect, NextStep, Store, Transition};
 
 /// How often the sweep runs at most: a minute, or an eighth of the
 /// retention when that is shorter (so nothing outstays it by much).
@@ -77,23 +77,28 @@ pub fn expire_waiting(
     now_ms: u64,
     retention_ms: u64,
 ) -> Result<usize, store::Error> {
+    let transitions = store
+        .waiting_too_long(active, now_ms, retention_ms)?
+        .into_iter()
+        .map(|(id, due_at)| Transition {
+            id,
+            expect: Expect::PendingDueAt(due_at),
+            change: Change::Attempted {
+                attempt: AttemptRecord {
+                    n: 0,
+                    at: now_ms,
+                    status_code: None,
+                    error_kind: Some(ErrorKind::Expired.as_str().to_owned()),
+                    latency_ms: 0,
+                    response_snippet: String::new(),
+                },
+                next: NextStep::Failed,
+            },
+            now_ms,
+        });
     let mut expired = 0;
-    for (id, due_at) in store.waiting_too_long(active, now_ms, retention_ms)? {
-        let attempt = AttemptRecord {
-            n: 0,
-            at: now_ms,
-            status_code: None,
-            error_kind: Some(ErrorKind::Expired.as_str().to_owned()),
-            latency_ms: 0,
-            response_snippet: String::new(),
-        };
-        let change = Change::Attempted {
-            attempt,
-            next: NextStep::Failed,
-        };
-        if store.transition(&id, Expect::PendingDueAt(due_at), change, now_ms)? == Applied::Done {
-            expired += 1;
-        }
+    for applied in store.transition_all(transitions.collect()) {
+        expired += usize::from(applied?.is_done());
     }
     Ok(expired)
 }

@@ -107,7 +107,7 @@ fn build(fields: Fields<'_>, context: &Context<'_>) -> Result<NewEvent, ApiError
         event,
         created_at,
         created_at_given,
-        body,
+        body: body.into(),
         data: data_range,
         traceparent: context.traceparent.map(str::to_owned),
         endpoints,

@@ -24,6 +24,7 @@ use super::access;
 use super::error::{ApiError, json_error, method_not_allowed, not_found};
 use super::event_request::{Context, parse_batch_item, parse_event};
 use super::json_body::read_json_body;
+use crate::dispatch::handoff::Handoff;
 use crate::store::{IngestOutcome, NewEvent};
 use crate::telemetry::trace_context;
 
@@ -144,22 +145,18 @@ async fn accept_batch(state: AppState, headers: HeaderMap, body: Body) -> Result
     Ok((StatusCode::ACCEPTED, Json(json!({ "events": answers }))).into_response())
 }
 
-/// Stores the events, then wakes the workers of the endpoints that got new
-/// deliveries.
+/// Stores the events, then hands their new deliveries to the endpoints'
+/// workers ([`Handoff`]).
 async fn store_and_wake(state: &AppState, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, ApiError> {
-    let deliveries: Vec<(Vec<String>, u64, String)> = events
-        .iter()
-        .map(|event| (event.endpoints.clone(), event.received_at, event.event.clone()))
-        .collect();
+    let types: Vec<String> = events.iter().map(|event| event.event.clone()).collect();
+    let handoff = Handoff::claim(&state.inboxes, &events);
     Span::current().record("events", events.len());
     let write = tracing::info_span!("store.write", events = events.len());
     let outcomes = state.store.ingest(events).instrument(write).await?;
-    for ((endpoints, due, event), outcome) in deliveries.iter().zip(&outcomes) {
+    handoff.hand_over(&outcomes);
+    for (event, outcome) in types.iter().zip(&outcomes) {
         if !outcome.duplicate {
             state.metrics.event_received(event);
-            for endpoint in endpoints {
-                state.wakeups.wake(endpoint, *due);
-            }
         }
     }
     Ok(outcomes)

@@ -18,9 +18,9 @@ use tokio::sync::watch;
 
 use crate::config::Settings;
 use crate::dispatch::health::Health;
+use crate::dispatch::inbox::Inboxes;
 use crate::dispatch::limits::Limits;
 use crate::dispatch::pauses::Pauses;
-use crate::dispatch::wakeup::Wakeups;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -32,8 +32,9 @@ pub struct AppState {
     pub store: Store,
     /// The current config; a reload publishes a new one.
     pub settings: watch::Receiver<Arc<Settings>>,
-    /// Rung after new deliveries are stored, so they go out at once.
-    pub wakeups: Arc<Wakeups>,
+    /// Where new deliveries are handed to their workers once stored, and
+    /// where workers are woken for work in the store.
+    pub inboxes: Arc<Inboxes>,
     /// Operators' pauses, as the workers see them.
     pub pauses: Arc<Pauses>,
     /// Each endpoint's adaptive concurrency.

@@ -1,5 +1,6 @@
-//! One attempt: read the delivery, send the signed request through the
-//! endpoint's stack, judge the outcome, and record it with the next step.
+//! One attempt: take the delivery (handed over by ingest, or read from the
+//! store), send the signed request through the endpoint's stack, judge the
+//! outcome, and record it with the next step.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -12,18 +13,19 @@ use tower::{Service, ServiceExt};
 use super::adaptive_limit::signal_of;
 use super::client::EndpointStack;
 use super::health::Health;
+use super::inbox::{Claim, Fresh, SendableEvent};
 use super::outcome::{ErrorKind, classify, read_snippet};
 use super::permits::Permits;
 use super::request::{self, Message, Target};
 use super::retry::{AfterFailure, RetryPolicy, parse_retry_after};
 use crate::clock;
 use crate::metrics::Metrics;
-use crate::store::{self, Applied, AttemptRecord, Change, DeliveryStatus, Expect, NextStep, Store};
+use crate::store::{self, AttemptRecord, Change, DeliveryStatus, Expect, NextStep, Store, Transition};
 
 /// How long hookd waits for the first 1 KiB of a response body.
 const SNIPPET_PATIENCE: Duration = Duration::from_secs(2);
 
-/// What one attempt needs besides the delivery id.
+/// What one attempt needs besides its delivery.
 pub struct AttemptContext {
     pub store: Store,
     pub target: Arc<Target>,
@@ -43,57 +45,161 @@ pub enum Attempted {
     Recorded(NextStep),
 }
 
-/// Makes one attempt of delivery `id`, due at `due_at` in its endpoint's
-/// queue, through `stack`, holding `permits` until it is over.
+/// A delivery the worker starts, holding its claim until the attempt is
+/// over.
+#[derive(Debug)]
+pub enum Job {
+    /// Handed over by ingest: stored, never attempted, sent from memory.
+    Fresh(Fresh),
+    /// Read from the queue, due at `due_at`: its records are read first.
+    Queued { claim: Claim, due_at: u64 },
+}
+
+impl Job {
+    pub fn id(&self) -> &str {
+        match self {
+            Job::Fresh(fresh) => fresh.claim.id(),
+            Job::Queued { claim, .. } => claim.id(),
+        }
+    }
+
+    /// Its place in the queue: the due time the store holds.
+    pub fn due_at(&self) -> u64 {
+        match self {
+            Job::Fresh(fresh) => fresh.event.received_at,
+            Job::Queued { due_at, .. } => *due_at,
+        }
+    }
+}
+
+/// The delivery one attempt sends.
+struct Outgoing {
+    event: Arc<SendableEvent>,
+    /// Its due time, as the store holds it: what the outcome expects.
+    due_at: u64,
+    /// This attempt's number.
+    number: u32,
+    /// An operator's retry: if it fails, the delivery fails.
+    manual_retry: bool,
+}
+
+/// What reading a queued delivery's records found.
+enum Loaded {
+    Send(Outgoing),
+    /// Gone, no longer pending, not yet due, or unreadable (taken off the
+    /// queue).
+    Skip,
+    /// Its event is missing or damaged: it fails without a request.
+    Unsendable {
+        outgoing: Outgoing,
+        reason: String,
+    },
+}
+
+/// Makes one attempt of `job` through `stack`, holding `permits` until it
+/// is over.
 ///
 /// A delivery whose records the store cannot read is never retried every
 /// second: one whose event is missing or damaged fails at once with error
 /// kind `corrupt_record`; one whose own record is damaged leaves the queue.
 pub async fn attempt(
     context: &AttemptContext,
-    mut stack: EndpointStack,
-    mut permits: Permits,
-    id: &str,
-    due_at: u64,
+    stack: EndpointStack,
+    permits: Permits,
+    job: &Job,
 ) -> Result<Attempted, store::Error> {
-    let endpoint = &context.target.endpoint.id;
-    let delivery = match context.store.delivery(id) {
+    let outgoing = match job {
+        Job::Fresh(fresh) => Outgoing {
+            event: fresh.event.clone(),
+            due_at: fresh.event.received_at,
+            number: 1,
+            manual_retry: false,
+        },
+        Job::Queued { claim, due_at } => {
+            let store = context.store.clone();
+            let endpoint = context.target.endpoint.id.clone();
+            let (id, due_at) = (claim.id().to_owned(), *due_at);
+            let loaded = tokio::task::spawn_blocking(move || load(&store, &endpoint, &id, due_at))
+                .await
+                .map_err(|_| store::Error::Closed)??;
+            match loaded {
+                Loaded::Send(outgoing) => outgoing,
+                Loaded::Skip => return Ok(Attempted::Skipped),
+                Loaded::Unsendable { outgoing, reason } => {
+                    return fail_unsendable(context, job.id(), &outgoing, &reason).await;
+                }
+            }
+        }
+    };
+    send(context, stack, permits, job.id(), &outgoing).await
+}
+
+/// Reads a queued delivery and its event; on a thread that may block.
+fn load(store: &Store, endpoint: &str, id: &str, due_at: u64) -> Result<Loaded, store::Error> {
+    let delivery = match store.delivery(id) {
         Ok(Some(delivery)) => delivery,
-        Ok(None) => return Ok(Attempted::Skipped),
+        Ok(None) => return Ok(Loaded::Skip),
         Err(store::Error::Corrupt(reason)) => {
             tracing::error!(endpoint, delivery = id, %reason, "a delivery record cannot be read; it leaves the queue");
-            context.store.unqueue(endpoint, due_at, id)?;
-            return Ok(Attempted::Skipped);
+            store.unqueue(endpoint, due_at, id)?;
+            return Ok(Loaded::Skip);
         }
         Err(error) => return Err(error),
     };
     // A read of the queue made before this delivery's last attempt was
     // recorded can still name it: not yet, it is due at its new time.
     if delivery.status != DeliveryStatus::Pending || delivery.next_attempt_at > clock::now_ms() {
-        return Ok(Attempted::Skipped);
+        return Ok(Loaded::Skip);
     }
-    let event = match context.store.event(&delivery.event_id) {
-        Ok(Some(event)) => event,
-        Ok(None) => return fail_unsendable(context, id, &delivery, "its event is missing from the store"),
-        Err(store::Error::Corrupt(reason)) => return fail_unsendable(context, id, &delivery, &reason),
-        Err(error) => return Err(error),
+    let outgoing = |body: Bytes, traceparent: Option<String>| Outgoing {
+        event: Arc::new(SendableEvent {
+            event_id: delivery.event_id.clone(),
+            event: delivery.event.clone(),
+            body,
+            traceparent,
+            received_at: delivery.created_at,
+        }),
+        due_at: delivery.next_attempt_at,
+        number: delivery.attempt_count + 1,
+        manual_retry: delivery.manual_retry,
     };
-    let number = delivery.attempt_count + 1;
+    let unsendable = |reason: &str| Loaded::Unsendable {
+        outgoing: outgoing(Bytes::new(), None),
+        reason: reason.to_owned(),
+    };
+    Ok(match store.event(&delivery.event_id) {
+        Ok(Some(event)) => Loaded::Send(outgoing(Bytes::from(event.body), event.meta.traceparent)),
+        Ok(None) => unsendable("its event is missing from the store"),
+        Err(store::Error::Corrupt(reason)) => unsendable(&reason),
+        Err(error) => return Err(error),
+    })
+}
+
+/// Sends `outgoing`, judges the outcome, and records it with the next step.
+async fn send(
+    context: &AttemptContext,
+    mut stack: EndpointStack,
+    mut permits: Permits,
+    id: &str,
+    outgoing: &Outgoing,
+) -> Result<Attempted, store::Error> {
+    let event = &outgoing.event;
     let sent_at = OffsetDateTime::now_utc();
     let message = Message {
-        event_id: &delivery.event_id,
-        event: &delivery.event,
-        body: Bytes::from(event.body),
-        attempt: number,
-        traceparent: event.meta.traceparent.as_deref(),
+        event_id: &event.event_id,
+        event: &event.event,
+        body: event.body.clone(),
+        attempt: outgoing.number,
+        traceparent: event.traceparent.as_deref(),
     };
     let Ok(request) = request::build(&context.target, &message, sent_at) else {
         return fail_unsendable(
             context,
             id,
-            &delivery,
+            outgoing,
             "the stored event id or type is not a valid header value",
-        );
+        )
+        .await;
     };
     let started = Instant::now();
     let in_flight = context.metrics.in_flight();
@@ -122,55 +228,54 @@ pub async fn attempt(
     let next = match error_kind {
         None => NextStep::Succeeded,
         // An operator's retry is one extra attempt, not a new schedule.
-        Some(_) if delivery.manual_retry => NextStep::Failed,
+        Some(_) if outgoing.manual_retry => NextStep::Failed,
         Some(_) => match context
             .retry
-            .after_failure(number, retry_after, rand::random_range(-1.0..=1.0))
+            .after_failure(outgoing.number, retry_after, rand::random_range(-1.0..=1.0))
         {
             AfterFailure::RetryIn(delay) => NextStep::RetryAt(clock::after(now, delay)),
             AfterFailure::GiveUp => NextStep::Failed,
         },
     };
-    let outcome = AttemptRecord {
-        n: number,
+    let attempt = AttemptRecord {
+        n: outgoing.number,
         at: clock::unix_millis(sent_at),
         status_code: status.map(|status| status.as_u16()),
         error_kind: error_kind.map(|kind| kind.as_str().to_owned()),
         latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
         response_snippet: String::from_utf8_lossy(&snippet).into_owned(),
     };
-    record(context, id, &delivery, outcome, next, latency)
+    record(context, id, outgoing.due_at, attempt, next, latency).await
 }
 
 /// Fails a delivery that cannot be sent because its stored records are
 /// missing or damaged: one attempt of kind `corrupt_record`, no request,
 /// the reason as its snippet.
-fn fail_unsendable(
+async fn fail_unsendable(
     context: &AttemptContext,
     id: &str,
-    delivery: &store::DeliveryRecord,
+    outgoing: &Outgoing,
     reason: &str,
 ) -> Result<Attempted, store::Error> {
     tracing::error!(endpoint = %context.target.endpoint.id, delivery = id, reason, "a delivery cannot be sent: it fails");
-    let now = clock::now_ms();
     let attempt = AttemptRecord {
-        n: delivery.attempt_count + 1,
-        at: now,
+        n: outgoing.number,
+        at: clock::now_ms(),
         status_code: None,
         error_kind: Some(ErrorKind::CorruptRecord.as_str().to_owned()),
         latency_ms: 0,
         response_snippet: reason.to_owned(),
     };
-    record(context, id, delivery, attempt, NextStep::Failed, Duration::ZERO)
+    record(context, id, outgoing.due_at, attempt, NextStep::Failed, Duration::ZERO).await
 }
 
 /// Records an attempt's outcome: in the store, if the delivery is still
-/// as the attempt read it (`delivery`), and in the health figures and the
-/// metrics.
-fn record(
+/// pending and due at `due_at` as the attempt found it, and in the health
+/// figures and the metrics.
+async fn record(
     context: &AttemptContext,
     id: &str,
-    delivery: &store::DeliveryRecord,
+    due_at: u64,
     attempt: AttemptRecord,
     next: NextStep,
     latency: Duration,
@@ -179,9 +284,13 @@ fn record(
     log_outcome(endpoint, id, &attempt, next);
     context.health.record(endpoint, &attempt);
     let result = attempt.error_kind.clone();
-    let expect = Expect::PendingDueAt(delivery.next_attempt_at);
-    let change = Change::Attempted { attempt, next };
-    if context.store.transition(id, expect, change, clock::now_ms())? != Applied::Done {
+    let transition = Transition {
+        id: id.to_owned(),
+        expect: Expect::PendingDueAt(due_at),
+        change: Change::Attempted { attempt, next },
+        now_ms: clock::now_ms(),
+    };
+    if !context.store.apply(transition).await?.is_done() {
         // The sweeper expired it meanwhile: its outcome stays as recorded.
         tracing::warn!(
             endpoint,

@@ -9,7 +9,7 @@
 //! [`endpoint_stack`] is the one place the layers are put together.
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
@@ -55,27 +55,36 @@ pub struct AttemptLabels {
     pub parent: Option<String>,
 }
 
+/// Why the shared client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read delivery.ca_file {}: {reason}", path.display())]
+    CaFile { path: PathBuf, reason: String },
+    #[error("TLS setup: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
 /// Builds the shared client. Fails only on an unreadable `ca_file`.
 pub fn http_client(
     policy: Arc<RwLock<DestinationPolicy>>,
     ca_file: Option<&Path>,
     idle_per_host: usize,
-) -> Result<HttpClient, String> {
+) -> Result<HttpClient, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {
-        let certificates = CertificateDer::pem_file_iter(path)
-            .map_err(|error| format!("cannot read delivery.ca_file {}: {error}", path.display()))?;
+        let unreadable = |reason: &dyn std::fmt::Display| ClientError::CaFile {
+            path: path.to_owned(),
+            reason: reason.to_string(),
+        };
+        let certificates = CertificateDer::pem_file_iter(path).map_err(|error| unreadable(&error))?;
         for certificate in certificates {
-            let certificate = certificate.map_err(|error| format!("delivery.ca_file {}: {error}", path.display()))?;
-            roots
-                .add(certificate)
-                .map_err(|error| format!("delivery.ca_file {}: {error}", path.display()))?;
+            let certificate = certificate.map_err(|error| unreadable(&error))?;
+            roots.add(certificate).map_err(|error| unreadable(&error))?;
         }
     }
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|error| format!("TLS setup: {error}"))?
+        .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
     let https = hyper_rustls::HttpsConnectorBuilder::new()

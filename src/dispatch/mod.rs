@@ -8,19 +8,22 @@
 //!   through; `permits`: what it holds meanwhile, of [`adaptive_limit`]
 //!   (each endpoint's concurrency) and the global limit;
 //! - [`connector`] and [`destination`]: the SSRF guard;
-//! - [`wakeup`]: how ingest tells a worker that work arrived;
+//! - [`inbox`]: what reaches a worker between its reads of the store:
+//!   fresh deliveries ingest hands over ([`handoff`]) and wakes;
 //! - [`pauses`], [`limits`] and [`health`]: what operators pause, what
 //!   each endpoint's limits have learned, and how its attempts went.
 //!
-//! Long waits between retries are state in the store (the `due` index),
-//! never a sleeping task per delivery.
+//! The store is the queue of record. Long waits between retries are state
+//! in the store (the `due` index), never a sleeping task per delivery.
 
 pub mod adaptive_limit;
 mod attempt;
 pub mod client;
 pub mod connector;
 pub mod destination;
+pub mod handoff;
 pub mod health;
+pub mod inbox;
 pub mod limits;
 pub mod outcome;
 pub mod pauses;
@@ -28,26 +31,24 @@ mod permits;
 pub mod request;
 mod resizable_semaphore;
 pub mod retry;
-pub mod wakeup;
 mod worker;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use self::attempt::AttemptContext;
-use self::client::{HttpClient, endpoint_stack, http_client};
+use self::client::{ClientError, HttpClient, endpoint_stack, http_client};
 use self::destination::DestinationPolicy;
 use self::health::Health;
+use self::inbox::Inboxes;
 use self::limits::Limits;
 use self::pauses::Pauses;
 use self::permits::GlobalLimit;
 use self::request::Target;
 use self::retry::RetryPolicy;
-use self::wakeup::Wakeups;
 use self::worker::Worker;
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -57,7 +58,7 @@ use crate::store::Store;
 /// whole when the config changes.
 pub struct Dispatcher {
     store: Store,
-    wakeups: Arc<Wakeups>,
+    inboxes: Arc<Inboxes>,
     pauses: Arc<Pauses>,
     limits: Arc<Limits>,
     health: Arc<Health>,
@@ -66,9 +67,6 @@ pub struct Dispatcher {
     generation: Option<Generation>,
     /// Attempts still in flight from the workers of earlier configs.
     retiring: Vec<JoinSet<()>>,
-    /// Deliveries in flight per endpoint, shared by successive workers of
-    /// the same endpoint, so a reload never sends one twice at once.
-    in_flight: HashMap<String, Arc<Mutex<HashSet<String>>>>,
     /// `delivery.concurrency`: one limit for the dispatcher's life, shared
     /// by the attempts of every config, resized on reload.
     global: Arc<GlobalLimit>,
@@ -85,22 +83,21 @@ impl Dispatcher {
     pub async fn start(
         settings: &Settings,
         store: Store,
-        wakeups: Arc<Wakeups>,
+        inboxes: Arc<Inboxes>,
         pauses: Arc<Pauses>,
         limits: Arc<Limits>,
         health: Arc<Health>,
         metrics: Arc<Metrics>,
-    ) -> Result<Dispatcher, String> {
+    ) -> Result<Dispatcher, ClientError> {
         let mut dispatcher = Dispatcher {
             store,
-            wakeups,
+            inboxes,
             pauses,
             limits,
             health,
             metrics,
             generation: None,
             retiring: Vec::new(),
-            in_flight: HashMap::new(),
             global: Arc::new(GlobalLimit::new(settings.delivery.concurrency)),
         };
         dispatcher.apply(settings).await?;
@@ -111,7 +108,7 @@ impl Dispatcher {
     /// attempts (theirs in flight finish), and new ones start for every
     /// enabled endpoint, with the new URLs, secrets, limits and schedule.
     /// Removed and disabled endpoints get no worker: their deliveries wait.
-    pub async fn apply(&mut self, settings: &Settings) -> Result<(), String> {
+    pub async fn apply(&mut self, settings: &Settings) -> Result<(), ClientError> {
         let delivery = &settings.delivery;
         let policy = Arc::new(RwLock::new(DestinationPolicy {
             allow_private_networks: delivery.allow_private_networks,
@@ -140,9 +137,8 @@ impl Dispatcher {
                     health: self.health.clone(),
                     metrics: self.metrics.clone(),
                 }),
-                wakeup: self.wakeups.get(&endpoint.id),
+                inbox: self.inboxes.get(&endpoint.id),
                 paused: self.pauses.watch(),
-                in_flight: self.in_flight.entry(endpoint.id.clone()).or_default().clone(),
             };
             workers.push((endpoint.id.clone(), tokio::spawn(worker.run(stopped.clone()))));
         }

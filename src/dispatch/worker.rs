@@ -1,29 +1,34 @@
-//! One endpoint's worker: reads that endpoint's due deliveries from the
-//! store in time order and starts an attempt for each, as its permits
-//! ([`super::permits`]) allow.
+//! One endpoint's worker: starts an attempt for each delivery ingest hands
+//! over ([`super::inbox`]) and for each due delivery it reads from the
+//! store in time order, as its permits ([`super::permits`]) allow.
 //!
 //! Each endpoint has its own worker and its own `due` key range, so a
 //! backlog or a hanging subscriber on one endpoint never stands in front of
-//! another's work (no head-of-line blocking). The worker keeps no queue of
-//! its own: the store is the queue. It reads from a cursor (the due time of
-//! the last delivery it started), skips deliveries already in flight, and
-//! sleeps until the next due time or a wake from ingest, whichever is first.
+//! another's work (no head-of-line blocking). The store is the queue of
+//! record; the inbox only spares fresh deliveries a read. The worker reads
+//! the store from a cursor (the due time of the last delivery it started
+//! from there), only when something may be due there: at start and after
+//! a resume, at a wake (a retry scheduled, a hand-over that did not fit,
+//! an operator's retry), at the next due time it saw, and every few
+//! seconds as a safety net. It skips what is claimed (in flight or handed
+//! over).
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::attempt::{AttemptContext, Attempted, attempt};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::attempt::{AttemptContext, Attempted, Job, attempt};
 use super::client::EndpointStack;
+use super::inbox::Inbox;
 use super::limits::EndpointLimits;
 use super::permits::{GlobalLimit, Permits};
-use super::wakeup::Wakeup;
 use crate::clock;
-use crate::store::NextStep;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use crate::store::{self, DueScan, NextStep};
 
-/// Due deliveries read per look at the store, beyond those in flight.
+/// Due deliveries read per look at the store, beyond those claimed.
 const SCAN_BATCH: usize = 64;
 /// The longest a worker sleeps without looking, as a safety net.
 const MAX_IDLE: Duration = Duration::from_secs(5);
@@ -41,71 +46,91 @@ pub struct Worker {
     pub limits: EndpointLimits,
     pub global: Arc<GlobalLimit>,
     pub context: Arc<AttemptContext>,
-    pub wakeup: Arc<Wakeup>,
+    /// Fresh deliveries from ingest, wakes, and the claims of what is in
+    /// flight (shared with the workers of earlier configs whose attempts
+    /// may still be running).
+    pub inbox: Arc<Inbox>,
     /// The endpoints an operator paused; this worker starts nothing while
     /// its own is among them.
     pub paused: watch::Receiver<HashSet<String>>,
-    /// Deliveries of this endpoint in flight, shared with the workers of
-    /// earlier configs whose attempts may still be running.
-    pub in_flight: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Where the worker is in reading its queue from the store.
+struct QueueReading {
+    /// Every unclaimed delivery due before this time (ms) has been started,
+    /// or a wake will bring the cursor back to it.
+    cursor: u64,
+    /// When to read the queue next.
+    next_at: Instant,
+    last_full_read: Instant,
+    /// The read under way, on a blocking thread: fresh deliveries go on
+    /// being started meanwhile.
+    under_way: Option<JoinHandle<Result<DueScan, store::Error>>>,
+    /// The time (ms) and limit of the read under way.
+    read_at: u64,
+    limit: usize,
+    /// A wake came while the read was under way: what it woke for may have
+    /// been written after the read began, so the cursor must not pass it.
+    woken_during_read: bool,
 }
 
 impl Worker {
     /// Runs until `stop` turns true; returns the attempts still in flight,
     /// for the shutdown grace period.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> JoinSet<()> {
-        let in_flight = self.in_flight.clone();
         let mut attempts = JoinSet::new();
-        let mut cursor = 0u64;
-        let mut last_full_scan = Instant::now();
+        let mut queue = QueueReading {
+            cursor: 0,
+            next_at: Instant::now(),
+            last_full_read: Instant::now(),
+            under_way: None,
+            read_at: 0,
+            limit: 0,
+            woken_during_read: false,
+        };
+        self.inbox.open();
         'work: while !*stop.borrow() {
             while attempts.try_join_next().is_some() {}
             if self.paused.borrow().contains(&self.endpoint) {
+                // What was handed over stays in the store.
+                self.inbox.close();
                 tokio::select! {
                     _ = self.paused.changed() => {}
                     _ = stop.changed() => {}
                 }
                 // Resumed: read the queue from the start.
-                cursor = 0;
+                self.inbox.open();
+                queue.cursor = 0;
+                queue.next_at = Instant::now();
                 continue;
             }
-            if let Some(at) = self.wakeup.take_earliest() {
-                cursor = cursor.min(at);
+            if let Some(at) = self.inbox.take_earliest() {
+                queue.cursor = queue.cursor.min(at);
+                queue.next_at = Instant::now();
+                queue.woken_during_read |= queue.under_way.is_some();
             }
-            if last_full_scan.elapsed() >= FULL_RESCAN {
-                cursor = 0;
-                last_full_scan = Instant::now();
+            if queue.under_way.is_none() && Instant::now() >= queue.next_at {
+                self.start_read(&mut queue);
             }
-            let now = clock::now_ms();
-            let busy = lock(&in_flight).len();
-            let scan = match self
-                .context
-                .store
-                .due_scan(&self.endpoint, cursor, now, busy + SCAN_BATCH)
-            {
-                Ok(scan) => scan,
-                Err(error) => {
-                    tracing::error!(endpoint = %self.endpoint, %error, "cannot read due deliveries");
-                    tokio::time::sleep(STORE_ERROR_BACKOFF).await;
-                    continue;
-                }
-            };
-            let fresh: Vec<(u64, String)> = {
-                let in_flight = lock(&in_flight);
-                scan.due.into_iter().filter(|(_, id)| !in_flight.contains(id)).collect()
-            };
-            if fresh.is_empty() {
-                let idle = scan.next_at.map_or(MAX_IDLE, |at| {
-                    Duration::from_millis(at.saturating_sub(now)).min(MAX_IDLE)
-                });
+            // A finished read first: what waits in the store is older than
+            // what was just handed over.
+            let jobs = if queue.under_way.as_ref().is_some_and(JoinHandle::is_finished) {
+                let result = queue.under_way.take().expect("a read under way").await;
+                self.finish_read(&mut queue, result)
+            } else if let Some(fresh) = self.inbox.take_fresh() {
+                vec![Job::Fresh(fresh)]
+            } else {
                 tokio::select! {
-                    () = self.wakeup.notified() => {}
-                    () = tokio::time::sleep(idle) => {}
-                    _ = stop.changed() => {}
+                    result = async { queue.under_way.as_mut().expect("a read under way").await }, if queue.under_way.is_some() => {
+                        queue.under_way = None;
+                        self.finish_read(&mut queue, result)
+                    }
+                    () = self.inbox.notified() => continue,
+                    () = tokio::time::sleep_until(queue.next_at.into()), if queue.under_way.is_none() => continue,
+                    _ = stop.changed() => continue,
                 }
-                continue;
-            }
-            for (due_at, id) in fresh {
+            };
+            for job in jobs {
                 if self.paused.borrow().contains(&self.endpoint) {
                     continue 'work;
                 }
@@ -114,56 +139,104 @@ impl Worker {
                     permits = Permits::acquire(&self.limits.adaptive, &self.limits.responsiveness, &self.global) => permits,
                     _ = stop.changed() => break 'work,
                 };
-                cursor = due_at;
-                let entry = InFlight::enter(&in_flight, &id);
-                let context = self.context.clone();
-                let wakeup = self.wakeup.clone();
-                let stack = self.stack.clone();
-                attempts.spawn(async move {
-                    let result = attempt(&context, stack, permits, &id, due_at).await;
-                    drop(entry);
-                    match result {
-                        Ok(Attempted::Recorded(NextStep::RetryAt(at))) => wakeup.wake(at),
-                        Ok(_) => {}
-                        Err(error) => {
-                            tracing::error!(delivery = %id, %error, "cannot record an attempt; it will be made again");
-                            tokio::time::sleep(STORE_ERROR_BACKOFF).await;
-                            wakeup.wake(due_at);
-                        }
-                    }
-                });
+                if let Job::Queued { due_at, .. } = &job {
+                    queue.cursor = queue.cursor.max(*due_at);
+                }
+                attempts.spawn(run_attempt(
+                    self.context.clone(),
+                    self.stack.clone(),
+                    permits,
+                    job,
+                    self.inbox.clone(),
+                ));
             }
         }
+        self.inbox.close();
         attempts
     }
+
+    /// Starts reading the due deliveries from the queue's cursor.
+    fn start_read(&self, queue: &mut QueueReading) {
+        if queue.last_full_read.elapsed() >= FULL_RESCAN {
+            queue.cursor = 0;
+            queue.last_full_read = Instant::now();
+        }
+        queue.read_at = clock::now_ms();
+        queue.limit = self.inbox.claimed() + SCAN_BATCH;
+        queue.woken_during_read = false;
+        let (store, endpoint) = (self.context.store.clone(), self.endpoint.clone());
+        let (from, now, limit) = (queue.cursor, queue.read_at, queue.limit);
+        queue.under_way = Some(tokio::task::spawn_blocking(move || {
+            store.due_scan(&endpoint, from, now, limit)
+        }));
+    }
+
+    /// Claims what the read found that is not claimed, and sets when to
+    /// read again: at once if the read was cut at its limit, otherwise at
+    /// the next due time it saw, a wake, or the safety net.
+    fn finish_read(
+        &self,
+        queue: &mut QueueReading,
+        result: Result<Result<DueScan, store::Error>, tokio::task::JoinError>,
+    ) -> Vec<Job> {
+        let scan = match result {
+            Ok(Ok(scan)) => scan,
+            Ok(Err(error)) => {
+                tracing::error!(endpoint = %self.endpoint, %error, "cannot read due deliveries");
+                queue.next_at = Instant::now() + STORE_ERROR_BACKOFF;
+                return Vec::new();
+            }
+            Err(error) => {
+                tracing::error!(endpoint = %self.endpoint, %error, "reading due deliveries panicked");
+                queue.next_at = Instant::now() + STORE_ERROR_BACKOFF;
+                return Vec::new();
+            }
+        };
+        let full = scan.due.len() == queue.limit;
+        let jobs: Vec<Job> = scan
+            .due
+            .into_iter()
+            .filter_map(|(due_at, id)| self.inbox.claim(&id).map(|claim| Job::Queued { claim, due_at }))
+            .collect();
+        queue.next_at = if (full && !jobs.is_empty()) || queue.woken_during_read {
+            Instant::now()
+        } else {
+            // Everything due by the read's time was found: the next read
+            // starts there, past what finished since the last one. Later
+            // work due earlier comes with a wake that moves the cursor back.
+            if !full && !queue.woken_during_read {
+                queue.cursor = queue.cursor.max(queue.read_at);
+            }
+            let idle = scan.next_at.map_or(MAX_IDLE, |at| {
+                Duration::from_millis(at.saturating_sub(queue.read_at)).min(MAX_IDLE)
+            });
+            Instant::now() + idle
+        };
+        jobs
+    }
 }
 
-/// A delivery's place in the in-flight set, left when dropped: when the
-/// attempt ends, and also when it panics, so a panic never strands the
-/// delivery (it is due again, and the next scan picks it up).
-struct InFlight {
-    set: Arc<Mutex<HashSet<String>>>,
-    id: String,
-}
-
-impl InFlight {
-    fn enter(set: &Arc<Mutex<HashSet<String>>>, id: &str) -> InFlight {
-        lock(set).insert(id.to_owned());
-        InFlight {
-            set: set.clone(),
-            id: id.to_owned(),
+/// One attempt, with what follows it: a retry's due time wakes the
+/// worker; a failure to record it makes it due again a little later.
+async fn run_attempt(
+    context: Arc<AttemptContext>,
+    stack: EndpointStack,
+    permits: Permits,
+    job: Job,
+    inbox: Arc<Inbox>,
+) {
+    let result = attempt(&context, stack, permits, &job).await;
+    let due_at = job.due_at();
+    // Its claim is given back here, also if the attempt panicked.
+    let id = job.id().to_owned();
+    drop(job);
+    match result {
+        Ok(Attempted::Recorded(NextStep::RetryAt(at))) => inbox.wake(at),
+        Ok(_) => {}
+        Err(error) => {
+            tracing::error!(delivery = %id, %error, "cannot record an attempt; it will be made again");
+            tokio::time::sleep(STORE_ERROR_BACKOFF).await;
+            inbox.wake(due_at);
         }
     }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        lock(&self.set).remove(&self.id);
-    }
-}
-
-/// The in-flight set; a panic while it was held leaves it usable (it is
-/// a set of ids, consistent after any single insert or remove).
-fn lock(set: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
-    set.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -6,9 +6,9 @@
 //! They are counted once, when the store opens (one pass over the `due` and
 //! `failed` indexes), and then moved by the only two writers of delivery
 //! state: ingest adds pending deliveries once its write is durable, and
-//! [`super::lifecycle`] moves a delivery's count with each change, after
-//! its write and under the delivery's lock. So a count never runs ahead of
-//! what the store holds.
+//! the change writer ([`super::change_writer`]) moves a delivery's count
+//! with each change, after its write. So a count never runs ahead of what
+//! the store holds.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

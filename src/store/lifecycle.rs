@@ -1,10 +1,12 @@
 //! The one owner of a delivery's state. Every change to a stored delivery
-//! goes through [`Store::transition`]: the caller names the state it
-//! expects, and the record, its index entries and the counts
-//! ([`super::counts`]) change together, in one atomic write under the
-//! delivery's lock. A change whose expectation no longer holds writes
-//! nothing and answers [`Applied::Stale`] (etcd's compare-then-write), so
-//! a stale actor can never undo another's work.
+//! is a [`Change`] applied by the change writer ([`super::change_writer`]),
+//! the only thread that writes delivery state: the caller names the state
+//! it expects, and the record, its index entries and the counts
+//! ([`super::counts`]) change together, in one atomic write. A change whose
+//! expectation no longer holds writes nothing and answers
+//! [`Applied::Stale`] (etcd's compare-then-write), so a stale actor can
+//! never undo another's work. One thread applying them in order is what
+//! makes the check and the write one step: no lock is taken.
 //!
 //! | change | expects | becomes | index entries |
 //! |---|---|---|---|
@@ -25,12 +27,14 @@
 //! Ingest creates deliveries ([`super::writer`]); creation is not a change
 //! of state and needs no expectation: a new id cannot be stored yet.
 
+use std::collections::HashMap;
+
 use rocksdb::{DB, WriteBatch};
 
 use super::attempts::{AttemptRecord, NextStep};
 use super::keys::{self, Finished};
 use super::records::{DeliveryRecord, DeliveryStatus};
-use super::{Durability, Error, Store, cf, column_family, with_prefix};
+use super::{Durability, Error, cf, column_family, with_prefix};
 
 /// What a change expects of the delivery as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,69 +74,115 @@ pub enum Change {
     Swept,
 }
 
-/// What [`Store::transition`] did.
+/// A change to apply: to which delivery, expecting what, at what time.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub id: String,
+    pub expect: Expect,
+    pub change: Change,
+    pub now_ms: u64,
+}
+
+/// What a transition did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
-    /// Written.
-    Done,
+    /// Written. For [`Change::Swept`], `event_removed` says whether the
+    /// event went too (this was its last delivery).
+    Done { event_removed: bool },
     /// The delivery is not as the change expected: nothing was written.
     Stale,
     /// There is no such delivery.
     Missing,
 }
 
-impl Store {
-    /// Applies `change` to delivery `id` at `now_ms` if it is as `expect`
-    /// says; see the module's table.
-    pub fn transition(&self, id: &str, expect: Expect, change: Change, now_ms: u64) -> Result<Applied, Error> {
-        let db = self.db()?;
-        let _guard = self.lock_delivery(id);
-        let Some(before) = self.delivery(id)? else {
-            return Ok(Applied::Missing);
-        };
-        if !expect.holds(&before) {
-            return Ok(Applied::Stale);
-        }
-        let mut batch = WriteBatch::default();
-        unindex(&db, &mut batch, id, &before);
-        let (after, durability) = match change {
-            Change::Attempted { mut attempt, next } => {
-                attempt.n = before.attempt_count + 1;
-                put_attempt(&db, &mut batch, id, &attempt);
-                (Some(attempted(&before, attempt.n, next, now_ms)), Durability::Written)
-            }
-            // Synced: the operator's 202 promises the attempt.
-            Change::ManualRetry => (Some(retried(&before, now_ms)), Durability::Synced),
-            Change::Swept => {
-                remove(&db, &mut batch, id, &before)?;
-                (None, Durability::Written)
-            }
-        };
-        if let Some(after) = &after {
-            index(&db, &mut batch, id, after);
-            batch.put_cf(column_family(&db, cf::DELIVERIES), id, after.encode());
-        }
-        // Attempts are not synced: a process crash keeps them (the log is in
-        // the OS), and a power cut that loses one only means the attempt is
-        // made again.
-        self.write(&db, batch, durability)?;
-        self.counts.moved(&before, after.as_ref());
-        Ok(Applied::Done)
+impl Applied {
+    pub fn is_done(self) -> bool {
+        matches!(self, Applied::Done { .. })
     }
+}
 
-    /// Takes delivery `id` off `endpoint`'s queue (its `due` entry at
-    /// `due_ms`) without touching its record: for a record that cannot be
-    /// read, so it is not tried again and again. The record stays for an
-    /// operator to look at.
-    pub fn unqueue(&self, endpoint: &str, due_ms: u64, id: &str) -> Result<(), Error> {
-        let db = self.db()?;
-        let _guard = self.lock_delivery(id);
-        let mut batch = WriteBatch::default();
-        batch.delete_cf(column_family(&db, cf::DUE), keys::endpoint_timed(endpoint, due_ms, id));
-        self.write(&db, batch, Durability::Written)?;
-        self.counts.unqueued(endpoint);
-        Ok(())
+/// The records one group of transitions changed so far (`None`: removed),
+/// so a later transition in the group reads what an earlier one wrote.
+pub(super) type Overlay = HashMap<String, Option<DeliveryRecord>>;
+
+/// One transition planned into a group's write.
+pub(super) struct Planned {
+    pub applied: Applied,
+    /// The record before and after, for the counts; `None` when nothing
+    /// changed.
+    pub moved: Option<(DeliveryRecord, Option<DeliveryRecord>)>,
+    pub durability: Durability,
+}
+
+/// Adds `transition` to `batch` if the delivery, as stored or as `overlay`
+/// has it, is as the transition expects; records the new state in
+/// `overlay`.
+pub(super) fn plan(
+    db: &DB,
+    batch: &mut WriteBatch,
+    overlay: &mut Overlay,
+    transition: Transition,
+) -> Result<Planned, Error> {
+    let Transition {
+        id,
+        expect,
+        change,
+        now_ms,
+    } = transition;
+    let unchanged = |applied| Planned {
+        applied,
+        moved: None,
+        durability: Durability::Written,
+    };
+    let Some(before) = current(db, overlay, &id)? else {
+        return Ok(unchanged(Applied::Missing));
+    };
+    if !expect.holds(&before) {
+        return Ok(unchanged(Applied::Stale));
     }
+    // Every read before the first entry is added, so a failed read leaves
+    // nothing of this transition in the group's write.
+    let last_of_event = matches!(change, Change::Swept) && !has_other_deliveries(db, overlay, &id, &before)?;
+    unindex(db, batch, &id, &before);
+    // Attempts are not synced: a process crash keeps them (the log is in
+    // the OS), and a power cut that loses one only means the attempt is
+    // made again. A manual retry is: the operator's 202 promises it.
+    let (after, durability, event_removed) = match change {
+        Change::Attempted { mut attempt, next } => {
+            attempt.n = before.attempt_count + 1;
+            put_attempt(db, batch, &id, &attempt);
+            (
+                Some(attempted(&before, attempt.n, next, now_ms)),
+                Durability::Written,
+                false,
+            )
+        }
+        Change::ManualRetry => (Some(retried(&before, now_ms)), Durability::Synced, false),
+        Change::Swept => {
+            remove(db, batch, &id, &before, last_of_event);
+            (None, Durability::Written, last_of_event)
+        }
+    };
+    if let Some(after) = &after {
+        index(db, batch, &id, after);
+        batch.put_cf(column_family(db, cf::DELIVERIES), &id, after.encode());
+    }
+    overlay.insert(id, after.clone());
+    Ok(Planned {
+        applied: Applied::Done { event_removed },
+        moved: Some((before, after)),
+        durability,
+    })
+}
+
+/// Delivery `id` as the group has left it, or as stored.
+fn current(db: &DB, overlay: &Overlay, id: &str) -> Result<Option<DeliveryRecord>, Error> {
+    if let Some(record) = overlay.get(id) {
+        return Ok(record.clone());
+    }
+    db.get_pinned_cf(column_family(db, cf::DELIVERIES), id)?
+        .map(|value| DeliveryRecord::decode(&value))
+        .transpose()
 }
 
 /// The delivery after attempt `n`, moving to `next`.
@@ -178,21 +228,29 @@ fn put_attempt(db: &DB, batch: &mut WriteBatch, id: &str, attempt: &AttemptRecor
 }
 
 /// Deletes everything of a finished delivery: the record, its attempts,
-/// its `recent` entry, and its event when no other delivery of the event is
-/// left (in the same write, so a crash never leaves the event behind).
-fn remove(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord) -> Result<(), Error> {
+/// its `recent` entry, and its event with its last delivery (in the same
+/// write, so a crash never leaves the event behind).
+fn remove(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord, last_of_event: bool) {
     batch.delete_cf(column_family(db, cf::DELIVERIES), id);
     let attempts = keys::attempts_prefix(id);
     batch.delete_range_cf(column_family(db, cf::ATTEMPTS), &attempts, &keys::prefix_end(&attempts));
     batch.delete_cf(column_family(db, cf::RECENT), keys::timed(record.created_at, id));
-    let mut siblings = with_prefix(db, cf::DELIVERIES, &keys::deliveries_prefix(&record.event_id));
-    let others = siblings.try_fold(false, |others, entry| {
-        entry.map(|(key, _)| others || key.as_ref() != id.as_bytes())
-    })?;
-    if !others {
+    if last_of_event {
         batch.delete_cf(column_family(db, cf::EVENTS), &record.event_id);
     }
-    Ok(())
+}
+
+/// Whether delivery `id`'s event has another delivery, as stored and not
+/// removed earlier in the group.
+fn has_other_deliveries(db: &DB, overlay: &Overlay, id: &str, record: &DeliveryRecord) -> Result<bool, Error> {
+    for entry in with_prefix(db, cf::DELIVERIES, &keys::deliveries_prefix(&record.event_id)) {
+        let (key, _) = entry?;
+        let sibling = String::from_utf8_lossy(&key);
+        if sibling != id && overlay.get(sibling.as_ref()) != Some(&None) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The index entries `record` has: `due` while pending; `finished` (and

@@ -27,7 +27,9 @@
 //! - An event with no deliveries has a `finished` entry of kind `e` from
 //!   the moment it is stored, so retention removes it too.
 //! - Only the writer thread ([`writer`]) adds events, so the check for an
-//!   existing id and the write that follows cannot race.
+//!   existing id and the write that follows cannot race; only the change
+//!   writer thread ([`change_writer`]) changes a delivery, so a change's
+//!   check of the state it expects and its write cannot race either.
 //!
 //! # Recovery
 //!
@@ -54,6 +56,7 @@
 //! they do not wade through deleted entries.
 
 mod attempts;
+mod change_writer;
 mod counts;
 mod keys;
 mod lifecycle;
@@ -75,7 +78,7 @@ use rocksdb::{
 
 pub use attempts::{AttemptRecord, NextStep};
 pub use keys::delivery_id;
-pub use lifecycle::{Applied, Change, Expect};
+pub use lifecycle::{Applied, Change, Expect, Transition};
 pub use operator::RetryError;
 pub use records::{DeliveryRecord, DeliveryStatus, EventMeta, EventRecord};
 pub use retention::SweepStats;
@@ -97,7 +100,7 @@ mod cf {
 }
 
 /// Errors from the store.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("RocksDB: {0}")]
     Db(#[from] rocksdb::Error),
@@ -125,7 +128,7 @@ pub struct Store {
     /// `None` while [`Store::recover`] reopens it.
     db: Arc<RwLock<Option<Arc<DB>>>>,
     path: Arc<PathBuf>,
-    writer: Arc<Mutex<Option<writer::Writer>>>,
+    writer: Arc<RwLock<Option<writer::Writer>>>,
     /// Set by a failed write: RocksDB refuses every write after one fails
     /// (a full disk, an I/O error) until it is reopened.
     failed: Arc<AtomicBool>,
@@ -136,13 +139,9 @@ pub struct Store {
     /// Undoing batches of ingest writes that failed, applied by
     /// [`Store::recover`] before the reopened store is used.
     undo: Arc<Mutex<Vec<WriteBatch>>>,
-    /// Serialises the read-modify-write of one delivery's state (a worker
-    /// recording an attempt, an operator's retry, the sweeper's expiry), so
-    /// two of them never leave a stale index entry. Striped by id.
-    delivery_locks: Arc<[Mutex<()>; DELIVERY_LOCKS]>,
+    /// The only writer of delivery state ([`change_writer`]).
+    changes: Arc<RwLock<Option<change_writer::ChangeWriter>>>,
 }
-
-const DELIVERY_LOCKS: usize = 64;
 
 /// What one read of an endpoint's queue found; see [`Store::due_scan`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -181,16 +180,23 @@ impl Store {
             undo: Arc::clone(&undo),
         };
         let writer = writer::Writer::start(Arc::downgrade(&db), shared)?;
+        let changes = change_writer::ChangeWriter::start(
+            Arc::downgrade(&db),
+            change_writer::Shared {
+                counts: counts.clone(),
+                failed: failed.clone(),
+            },
+        )?;
         Ok(Store {
             db: Arc::new(RwLock::new(Some(db))),
             path: Arc::new(path.to_owned()),
-            writer: Arc::new(Mutex::new(Some(writer))),
+            writer: Arc::new(RwLock::new(Some(writer))),
             failed,
             closed: Arc::new(AtomicBool::new(false)),
             counters,
             counts,
             undo,
-            delivery_locks: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
+            changes: Arc::new(RwLock::new(Some(changes))),
         })
     }
 
@@ -220,10 +226,7 @@ impl Store {
         if !self.needs_recovery() {
             return Ok(());
         }
-        let stopped = self.writer.lock().expect("writer lock").take();
-        if let Some(writer) = stopped {
-            writer.stop();
-        }
+        self.stop_writers();
         let old = self.db.write().expect("db lock").take();
         if let Some(old) = old
             && let Err(old) = wait_until_unshared(old, REOPEN_PATIENCE)
@@ -234,14 +237,17 @@ impl Store {
         let db = Arc::new(open_db(&self.path)?);
         self.undo_failed_writes(&db)?;
         let started = writer::Writer::start(Arc::downgrade(&db), self.writer_shared())?;
-        let mut writer = self.writer.lock().expect("writer lock");
+        let changes = change_writer::ChangeWriter::start(Arc::downgrade(&db), self.change_writer_shared())?;
+        let mut writer = self.writer.write().expect("writer lock");
         if self.closed.load(Ordering::SeqCst) {
             // `close` ran meanwhile: leave the store closed.
             drop(writer);
             started.stop();
+            changes.stop();
             return Err(Error::Closed);
         }
         *writer = Some(started);
+        *self.changes.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(changes);
         *self.db.write().expect("db lock") = Some(db);
         self.failed.store(false, Ordering::SeqCst);
         Ok(())
@@ -254,6 +260,39 @@ impl Store {
             counts: self.counts.clone(),
             failed: self.failed.clone(),
             undo: self.undo.clone(),
+        }
+    }
+
+    /// What the change writer shares with this handle.
+    fn change_writer_shared(&self) -> change_writer::Shared {
+        change_writer::Shared {
+            counts: self.counts.clone(),
+            failed: self.failed.clone(),
+        }
+    }
+
+    /// Stops both writer threads, once each has answered what is queued.
+    fn stop_writers(&self) {
+        let writer = self.writer.write().expect("writer lock").take();
+        if let Some(writer) = writer {
+            writer.stop();
+        }
+        let changes = self
+            .changes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(changes) = changes {
+            changes.stop();
+        }
+    }
+
+    /// The error for a use of a store that is closed or reopening.
+    fn unavailable(&self) -> Error {
+        if self.closed.load(Ordering::SeqCst) {
+            Error::Closed
+        } else {
+            Error::Reopening
         }
     }
 
@@ -274,11 +313,8 @@ impl Store {
     /// Stops the writer after it has answered everything queued, and flushes
     /// memtables so the next start replays little. Idempotent.
     pub fn close(&self) {
-        let writer = self.writer.lock().expect("writer lock").take();
         self.closed.store(true, Ordering::SeqCst);
-        if let Some(writer) = writer {
-            writer.stop();
-        }
+        self.stop_writers();
         if let Ok(db) = self.db()
             && let Err(error) = db.flush()
         {
@@ -291,15 +327,11 @@ impl Store {
     pub async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, IngestError> {
         let sender = self
             .writer
-            .lock()
+            .read()
             .expect("writer lock")
             .as_ref()
             .map(writer::Writer::sender)
-            .ok_or(IngestError::Store(if self.closed.load(Ordering::SeqCst) {
-                Error::Closed
-            } else {
-                Error::Reopening
-            }))?;
+            .ok_or_else(|| IngestError::Store(self.unavailable()))?;
         writer::submit(&sender, events).await
     }
 
@@ -420,15 +452,17 @@ impl Store {
         })
     }
 
-    /// Holds the lock of delivery `id` while the guard lives.
-    fn lock_delivery(&self, id: &str) -> std::sync::MutexGuard<'_, ()> {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        id.hash(&mut hasher);
-        let stripe = usize::try_from(hasher.finish() % DELIVERY_LOCKS as u64).unwrap_or(0);
-        self.delivery_locks[stripe]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Takes delivery `id` off `endpoint`'s queue (its `due` entry at
+    /// `due_ms`) without touching its record: for a record that cannot be
+    /// read, so it is not tried again and again (no transition can apply
+    /// to it). The record stays for an operator to look at.
+    pub fn unqueue(&self, endpoint: &str, due_ms: u64, id: &str) -> Result<(), Error> {
+        let db = self.db()?;
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(column_family(&db, cf::DUE), keys::endpoint_timed(endpoint, due_ms, id));
+        self.write(&db, batch, Durability::Written)?;
+        self.counts.unqueued(endpoint);
+        Ok(())
     }
 
     /// The open database, for one operation.
@@ -480,6 +514,13 @@ fn open_db(path: &Path) -> Result<DB, Error> {
     // silently dropping what follows it.
     options.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
     options.set_max_background_jobs(2);
+    // Flushes and compactions run below the threads that serve ingest and
+    // delivery: on a small machine a flush's CPU burst otherwise preempts
+    // them and shows as a latency spike of tens of milliseconds.
+    let mut env = rocksdb::Env::new()?;
+    env.lower_thread_pool_cpu_priority();
+    env.lower_high_priority_thread_pool_cpu_priority();
+    options.set_env(&env);
     options.set_keep_log_file_num(5);
     options.set_max_log_file_size(8 << 20);
     // Memory stays bounded however large the queue and the retention

@@ -4,7 +4,7 @@
 
 use rocksdb::WriteBatch;
 
-use super::lifecycle::{Applied, Change, Expect};
+use super::lifecycle::{Applied, Change, Expect, Transition};
 use super::{Durability, Error, Store, cf, with_prefix};
 
 /// Keys in the default column family that mark an operator's pause.
@@ -67,9 +67,26 @@ impl Store {
     /// attempt, numbered after the last.
     pub fn retry_delivery(&self, id: &str, now_ms: u64) -> Result<(), RetryError> {
         match self.transition(id, Expect::Failed, Change::ManualRetry, now_ms)? {
-            Applied::Done => Ok(()),
+            Applied::Done { .. } => Ok(()),
             Applied::Stale => Err(RetryError::NotFailed(id.to_owned())),
             Applied::Missing => Err(RetryError::NotFound(id.to_owned())),
         }
+    }
+
+    /// Makes each of `ids` that is failed pending again, due at `now_ms`,
+    /// in synced writes of many at a time; returns how many were. One that
+    /// is not failed (retried meanwhile) or gone is passed over.
+    pub fn retry_deliveries(&self, ids: Vec<String>, now_ms: u64) -> Result<usize, Error> {
+        let transitions = ids.into_iter().map(|id| Transition {
+            id,
+            expect: Expect::Failed,
+            change: Change::ManualRetry,
+            now_ms,
+        });
+        let mut retried = 0;
+        for applied in self.transition_all(transitions.collect()) {
+            retried += usize::from(applied?.is_done());
+        }
+        Ok(retried)
     }
 }

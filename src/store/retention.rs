@@ -3,7 +3,7 @@
 //! The `finished` index is ordered by finish time, so the sweep reads it
 //! from the start up to the cutoff and stops: it never looks at live data.
 //! Each finished delivery goes by a [`Change::Swept`] transition, which
-//! checks under the delivery's lock that it is still finished (an operator
+//! the change writer applies only if it is still finished (an operator
 //! may have retried it a moment ago) and removes the record, its attempts,
 //! its index entries and, with the event's last delivery, the event, in one
 //! atomic write: a crash mid-sweep leaves a consistent store and the next
@@ -17,7 +17,7 @@
 use rocksdb::{DB, IteratorMode, ReadOptions, WriteBatch};
 
 use super::keys::{self, Finished};
-use super::lifecycle::{Applied, Change, Expect};
+use super::lifecycle::{Applied, Change, Expect, Transition};
 use super::{Error, Store, cf, column_family, with_prefix};
 
 /// Entries handled per atomic batch.
@@ -39,6 +39,7 @@ pub fn sweep(store: &Store, cutoff_ms: u64) -> Result<SweepStats, Error> {
     loop {
         let chunk = finished_before(&db, cutoff_ms)?;
         let mut quiet_events = WriteBatch::default();
+        let mut deliveries = Vec::new();
         for (key, kind, id) in &chunk {
             match kind {
                 Finished::Event => {
@@ -46,28 +47,27 @@ pub fn sweep(store: &Store, cutoff_ms: u64) -> Result<SweepStats, Error> {
                     quiet_events.delete_cf(column_family(&db, cf::EVENTS), id);
                     stats.events += 1;
                 }
-                Finished::Delivery => {
-                    let event_id = store.delivery(id)?.map(|record| record.event_id);
-                    match store.transition(id, Expect::FinishedBefore(cutoff_ms), Change::Swept, cutoff_ms)? {
-                        Applied::Done => {
-                            stats.deliveries += 1;
-                            if let Some(event_id) = event_id
-                                && store.event(&event_id)?.is_none()
-                            {
-                                stats.events += 1;
-                            }
-                        }
-                        // Retried meanwhile: it is pending again, and its
-                        // `finished` entry went with that change.
-                        Applied::Stale => {}
-                        // An entry left by nothing: drop it.
-                        Applied::Missing => {
-                            let mut stray = WriteBatch::default();
-                            stray.delete_cf(column_family(&db, cf::FINISHED), key);
-                            db.write(stray)?;
-                        }
-                    }
+                Finished::Delivery => deliveries.push((key, id)),
+            }
+        }
+        let transitions = deliveries.iter().map(|(_, id)| Transition {
+            id: (*id).clone(),
+            expect: Expect::FinishedBefore(cutoff_ms),
+            change: Change::Swept,
+            now_ms: cutoff_ms,
+        });
+        let applied = store.transition_all(transitions.collect());
+        for ((key, _), applied) in deliveries.iter().zip(applied) {
+            match applied? {
+                Applied::Done { event_removed } => {
+                    stats.deliveries += 1;
+                    stats.events += usize::from(event_removed);
                 }
+                // Retried meanwhile: it is pending again, and its
+                // `finished` entry went with that change.
+                Applied::Stale => {}
+                // An entry left by nothing: drop it.
+                Applied::Missing => quiet_events.delete_cf(column_family(&db, cf::FINISHED), key),
             }
         }
         db.write(quiet_events)?;

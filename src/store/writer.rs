@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use rocksdb::{DB, WriteBatch};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -48,8 +49,9 @@ pub struct NewEvent {
     pub created_at: String,
     /// The app gave `created_at`, so a resubmission must match it.
     pub created_at_given: bool,
-    /// The wire body subscribers receive.
-    pub body: Vec<u8>,
+    /// The wire body subscribers receive; shared with the hand-over to
+    /// the workers.
+    pub body: Bytes,
     /// Where `data` sits in `body`.
     pub data: Range<usize>,
     pub traceparent: Option<String>,

@@ -9,6 +9,7 @@ mod damaged_store;
 mod dashboard;
 mod delivery;
 mod disk_full;
+mod handoff;
 mod health;
 mod hostile_clients;
 mod hostile_subscribers;

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use hookd::store::{Applied, AttemptRecord, Change, DeliveryStatus, Expect, NewEvent, NextStep, Store};
+use hookd::store::{AttemptRecord, Change, DeliveryStatus, Expect, NewEvent, NextStep, Store};
 
 use crate::support::sidecar::Sidecar;
 use crate::support::store_checks::assert_queues_consistent;
@@ -63,7 +63,7 @@ async fn a_retry_at_the_retention_cutoff_is_never_swept_away() {
                 next: NextStep::Failed,
             };
             let failed = store.transition(id, Expect::PendingDueAt(START), change, START + HOUR_MS);
-            assert_eq!(failed.unwrap(), Applied::Done);
+            assert!(failed.unwrap().is_done());
         }
         // 24 h retention, a moment after the cutoff: everything may go,
         // while an operator's "retry all failed" brings it back.
@@ -126,7 +126,11 @@ async fn an_attempt_recorded_while_the_sweeper_expires_is_never_overwritten() {
                         attempt: attempt(now, None),
                         next: NextStep::Succeeded,
                     };
-                    if store.transition(id, Expect::PendingDueAt(START), change, now).unwrap() == Applied::Done {
+                    if store
+                        .transition(id, Expect::PendingDueAt(START), change, now)
+                        .unwrap()
+                        .is_done()
+                    {
                         succeeded.insert(id.clone());
                     }
                 }

@@ -122,7 +122,7 @@ pub async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Res
     match outcome {
         Ok(endpoint) => {
             if let Some(endpoint) = endpoint {
-                state.wakeups.wake(&endpoint, now);
+                state.inboxes.wake(&endpoint, now);
             }
             tracing::info!(delivery = %id, "operator retried a delivery");
             Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "status": "pending" }))))

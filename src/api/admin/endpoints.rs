@@ -54,7 +54,7 @@ async fn set_paused(
     state.pauses.set(&endpoint.id, paused);
     drop(turn);
     if !paused {
-        state.wakeups.wake(&endpoint.id, 0);
+        state.inboxes.wake(&endpoint.id, 0);
     }
     tracing::info!(endpoint = %endpoint.id, paused, "operator changed the endpoint's pause");
     Ok(Json(view(&state, &endpoint)))
@@ -87,20 +87,11 @@ pub async fn retry_failed(
     };
     let endpoint_id = endpoint.id.clone();
     let retried = blocking(&state, move |store| {
-        let now = clock::now_ms();
-        let mut retried = 0usize;
-        for delivery in store.failed_since(&endpoint_id, since_ms)? {
-            // One that an operator retried meanwhile is no longer failed.
-            match store.retry_delivery(&delivery, now) {
-                Ok(()) => retried += 1,
-                Err(crate::store::RetryError::Store(error)) => return Err(error),
-                Err(_) => {}
-            }
-        }
-        Ok(retried)
+        // One that an operator retried meanwhile is no longer failed.
+        store.retry_deliveries(store.failed_since(&endpoint_id, since_ms)?, clock::now_ms())
     })
     .await?;
-    state.wakeups.wake(&endpoint.id, 0);
+    state.inboxes.wake(&endpoint.id, 0);
     tracing::info!(endpoint = %endpoint.id, retried, "operator retried failed deliveries");
     Ok((StatusCode::ACCEPTED, Json(json!({ "retried": retried }))))
 }
@@ -119,7 +110,7 @@ pub async fn test(State(state): State<AppState>, Path(id): Path<String>) -> Resu
         event: TEST_EVENT.to_owned(),
         created_at,
         created_at_given: false,
-        body,
+        body: body.into(),
         data: data_range,
         traceparent: None,
         endpoints: vec![endpoint.id.clone()],
@@ -127,7 +118,7 @@ pub async fn test(State(state): State<AppState>, Path(id): Path<String>) -> Resu
     };
     let received_at = event.received_at;
     state.store.ingest(vec![event]).await?;
-    state.wakeups.wake(&endpoint.id, received_at);
+    state.inboxes.wake(&endpoint.id, received_at);
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": event_id }))))
 }
 

@@ -1,0 +1,111 @@
+//! The in-memory hand-over of fresh deliveries from ingest to their workers
+//! (`dispatch::inbox`): what does not fit is sent from the store, a
+//! resubmission or a reload never sends one twice, and nothing handed over
+//! is lost.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::receiver::{Receiver, Reply};
+use crate::support::sidecar::Sidecar;
+use crate::support::store_checks::assert_queues_consistent;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// More events than an inbox holds (1,024), to a subscriber slower than
+/// ingest, so most of them overflow to the store.
+const EVENTS: usize = 3_000;
+
+fn config(url: &str, extra_endpoint: &str) -> String {
+    format!(
+        r#"
+[ingest]
+max_batch_events = 1000
+[delivery]
+endpoint_concurrency = 8
+[[endpoints]]
+id = "slow"
+url = "{url}"
+events = ["*"]
+secret = "slow secret"
+{extra_endpoint}
+"#
+    )
+}
+
+fn batch(from: usize, to: usize) -> String {
+    let events: Vec<_> = (from..to)
+        .map(|n| json!({ "event": "payment.completed", "id": format!("evt_{n}"), "data": { "n": n } }))
+        .collect();
+    json!({ "events": events }).to_string()
+}
+
+/// How many times each event id arrived.
+fn arrivals(receiver: &Receiver) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for request in receiver.received() {
+        *seen.entry(request.header("x-webhook-id").to_owned()).or_default() += 1;
+    }
+    seen
+}
+
+async fn post_batches(sidecar: &Sidecar, from: usize, to: usize) {
+    for start in (from..to).step_by(1000) {
+        let answer = sidecar
+            .http
+            .post_json(
+                &format!("{}/v1/events/batch", sidecar.ingest),
+                batch(start, (start + 1000).min(to)),
+            )
+            .await;
+        assert_eq!(answer.status, http::StatusCode::ACCEPTED, "{:?}", answer.json);
+    }
+}
+
+#[tokio::test]
+async fn deliveries_that_overflow_the_hand_over_and_resubmissions_are_each_sent_once() {
+    let receiver = Receiver::start().await;
+    receiver.answer_by_default(Reply::ok().after(Duration::from_millis(2)));
+    let sidecar = Sidecar::start(&config(&receiver.url("/slow"), "")).await;
+    post_batches(&sidecar, 0, EVENTS).await;
+    // The app resubmits everything while it is being sent: each answer is a
+    // duplicate, and no delivery goes out twice.
+    post_batches(&sidecar, 0, EVENTS).await;
+    receiver.wait_for(EVENTS, PATIENCE).await;
+    // Anything sent twice would arrive within this.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = arrivals(&receiver);
+    assert_eq!(seen.len(), EVENTS, "every event arrived");
+    let twice: Vec<_> = seen.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    assert_eq!(sidecar.store.pending_count("slow"), 0);
+    assert_queues_consistent(&sidecar.store, "slow");
+}
+
+#[tokio::test]
+async fn a_reload_while_deliveries_wait_in_the_inbox_sends_each_once() {
+    let receiver = Receiver::start().await;
+    receiver.answer_by_default(Reply::ok().after(Duration::from_millis(2)));
+    let sidecar = Sidecar::start(&config(&receiver.url("/slow"), "")).await;
+    post_batches(&sidecar, 0, EVENTS / 2).await;
+    // A new endpoint: every worker is replaced while the first batch waits
+    // in the old worker's inbox and in the store.
+    let other = format!(
+        "[[endpoints]]\nid = \"other\"\nurl = \"{}\"\nevents = [\"student.*\"]\nsecret = \"other secret\"",
+        receiver.url("/other")
+    );
+    let loaded = sidecar.http.get(&format!("{}/v1/config", sidecar.admin)).await.json["loaded_at"].clone();
+    sidecar.rewrite_config(&config(&receiver.url("/slow"), &other));
+    let reloaded = sidecar.config_after(loaded.as_str().unwrap()).await;
+    assert!(reloaded["last_reload_error"].is_null(), "{reloaded}");
+    post_batches(&sidecar, EVENTS / 2, EVENTS).await;
+    receiver.wait_for(EVENTS, PATIENCE).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = arrivals(&receiver);
+    assert_eq!(seen.len(), EVENTS, "every event arrived");
+    let twice: Vec<_> = seen.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    assert_queues_consistent(&sidecar.store, "slow");
+}
