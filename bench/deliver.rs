@@ -21,9 +21,9 @@ struct Figures {
 }
 
 /// Delivered events per second with `clients` posting, and latency from
-/// the 202 to the subscriber at half of hookd's rate, beside the bare
-/// forwarder; and hookd's CPU per 1,000 delivered events.
-pub async fn rows(clients: usize, duration: Duration, hookd: &str) -> anyhow::Result<Vec<Row>> {
+/// the 202 to the subscriber at half of hookd's rate (or at `rate`),
+/// beside the bare forwarder; and hookd's CPU per 1,000 delivered events.
+pub async fn rows(clients: usize, duration: Duration, hookd: &str, rate: Option<f64>) -> anyhow::Result<Vec<Row>> {
     let dir = ScratchDir::new()?;
     let receiver_port = free_port()?;
     let arrivals = receiver::start(receiver_port).await?;
@@ -33,7 +33,7 @@ pub async fn rows(clients: usize, duration: Duration, hookd: &str) -> anyhow::Re
     let cpu = child.cpu_seconds();
     let hookd_max = throughput(&url, clients, duration, "hookd", &arrivals).await?;
     let hookd_cpu = child.cpu_seconds() - cpu;
-    let rate = hookd_max.0 / 2.0;
+    let rate = rate.unwrap_or(hookd_max.0 / 2.0);
     let hookd_figures = latency(&url, rate, duration, "hookd", &arrivals, hookd_max).await?;
     drop(child);
 

@@ -74,6 +74,10 @@ enum Bench {
         seconds: u64,
         #[arg(long)]
         hookd: Option<String>,
+        /// The rate (events/s) of the latency phase, instead of half of
+        /// hookd's maximum: to compare two builds at the same load.
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// A million deliveries pile up for a subscriber that is out, then
     /// drain: RSS, disk per event, drain rate, and fresh events meanwhile.
@@ -134,8 +138,14 @@ fn main() -> anyhow::Result<()> {
             clients,
             seconds,
             hookd: binary,
+            rate,
         } => {
-            let rows = runtime.block_on(deliver::rows(clients, Duration::from_secs(seconds), &hookd(binary)))?;
+            let rows = runtime.block_on(deliver::rows(
+                clients,
+                Duration::from_secs(seconds),
+                &hookd(binary),
+                rate,
+            ))?;
             report::print(&rows);
             Ok(())
         }
@@ -154,7 +164,7 @@ fn main() -> anyhow::Result<()> {
             };
             let mut rows =
                 runtime.block_on(ingest::rows(clients, batch_clients, deliver_clients, duration, &binary))?;
-            rows.extend(runtime.block_on(deliver::rows(deliver_clients, duration, &binary))?);
+            rows.extend(runtime.block_on(deliver::rows(deliver_clients, duration, &binary, None))?);
             rows.push(runtime.block_on(deliver::fanout_row(deliver_clients, 10, duration, &binary))?);
             report::print(&rows);
             if let Some(dir) = write {
