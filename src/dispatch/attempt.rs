@@ -51,15 +51,22 @@ pub enum Attempted {
 pub enum Job {
     /// Handed over by ingest: stored, never attempted, sent from memory.
     Fresh(Fresh),
-    /// Read from the queue, due at `due_at`: its records are read first.
-    Queued { claim: Claim, due_at: u64 },
+    /// Read from the queue with its event ([`load`]).
+    Stored { claim: Claim, outgoing: Outgoing },
+    /// Read from the queue, but its event is missing or damaged: it fails
+    /// without a request.
+    Unsendable {
+        claim: Claim,
+        outgoing: Outgoing,
+        reason: String,
+    },
 }
 
 impl Job {
     pub fn id(&self) -> &str {
         match self {
             Job::Fresh(fresh) => fresh.claim.id(),
-            Job::Queued { claim, .. } => claim.id(),
+            Job::Stored { claim, .. } | Job::Unsendable { claim, .. } => claim.id(),
         }
     }
 
@@ -67,13 +74,14 @@ impl Job {
     pub fn due_at(&self) -> u64 {
         match self {
             Job::Fresh(fresh) => fresh.event.received_at,
-            Job::Queued { due_at, .. } => *due_at,
+            Job::Stored { outgoing, .. } | Job::Unsendable { outgoing, .. } => outgoing.due_at,
         }
     }
 }
 
 /// The delivery one attempt sends.
-struct Outgoing {
+#[derive(Debug)]
+pub struct Outgoing {
     event: Arc<SendableEvent>,
     /// Its due time, as the store holds it: what the outcome expects.
     due_at: u64,
@@ -83,73 +91,55 @@ struct Outgoing {
     manual_retry: bool,
 }
 
-/// What reading a queued delivery's records found.
-enum Loaded {
-    Send(Outgoing),
-    /// Gone, no longer pending, not yet due, or unreadable (taken off the
-    /// queue).
-    Skip,
-    /// Its event is missing or damaged: it fails without a request.
-    Unsendable {
-        outgoing: Outgoing,
-        reason: String,
-    },
-}
-
 /// Makes one attempt of `job` through `stack`, holding `permits` until it
 /// is over.
 ///
 /// A delivery whose records the store cannot read is never retried every
 /// second: one whose event is missing or damaged fails at once with error
-/// kind `corrupt_record`; one whose own record is damaged leaves the queue.
+/// kind `corrupt_record`; one whose own record is damaged leaves the queue
+/// ([`load`]).
 pub async fn attempt(
     context: &AttemptContext,
     stack: EndpointStack,
     permits: Permits,
     job: &Job,
 ) -> Result<Attempted, store::Error> {
-    let outgoing = match job {
-        Job::Fresh(fresh) => Outgoing {
-            event: fresh.event.clone(),
-            due_at: fresh.event.received_at,
-            number: 1,
-            manual_retry: false,
-        },
-        Job::Queued { claim, due_at } => {
-            let store = context.store.clone();
-            let endpoint = context.target.endpoint.id.clone();
-            let (id, due_at) = (claim.id().to_owned(), *due_at);
-            let loaded = tokio::task::spawn_blocking(move || load(&store, &endpoint, &id, due_at))
-                .await
-                .map_err(|_| store::Error::Closed)??;
-            match loaded {
-                Loaded::Send(outgoing) => outgoing,
-                Loaded::Skip => return Ok(Attempted::Skipped),
-                Loaded::Unsendable { outgoing, reason } => {
-                    return fail_unsendable(context, job.id(), &outgoing, &reason).await;
-                }
-            }
+    match job {
+        Job::Fresh(fresh) => {
+            let outgoing = Outgoing {
+                event: fresh.event.clone(),
+                due_at: fresh.event.received_at,
+                number: 1,
+                manual_retry: false,
+            };
+            send(context, stack, permits, job.id(), &outgoing).await
         }
-    };
-    send(context, stack, permits, job.id(), &outgoing).await
+        Job::Stored { outgoing, .. } => send(context, stack, permits, job.id(), outgoing).await,
+        Job::Unsendable { outgoing, reason, .. } => fail_unsendable(context, job.id(), outgoing, reason).await,
+    }
 }
 
-/// Reads a queued delivery and its event; on a thread that may block.
-fn load(store: &Store, endpoint: &str, id: &str, due_at: u64) -> Result<Loaded, store::Error> {
+/// Reads a claimed delivery from `endpoint`'s queue (due at `due_at`) and
+/// its event, for a worker's read of its queue, on a thread that may
+/// block. `None` when there is nothing to send: gone, no longer pending,
+/// not yet due, or its record is damaged (then it leaves the queue, so it
+/// is not read again and again).
+pub fn load(store: &Store, endpoint: &str, claim: Claim, due_at: u64) -> Result<Option<Job>, store::Error> {
+    let id = claim.id();
     let delivery = match store.delivery(id) {
         Ok(Some(delivery)) => delivery,
-        Ok(None) => return Ok(Loaded::Skip),
+        Ok(None) => return Ok(None),
         Err(store::Error::Corrupt(reason)) => {
             tracing::error!(endpoint, delivery = id, %reason, "a delivery record cannot be read; it leaves the queue");
             store.unqueue(endpoint, due_at, id)?;
-            return Ok(Loaded::Skip);
+            return Ok(None);
         }
         Err(error) => return Err(error),
     };
     // A read of the queue made before this delivery's last attempt was
     // recorded can still name it: not yet, it is due at its new time.
     if delivery.status != DeliveryStatus::Pending || delivery.next_attempt_at > clock::now_ms() {
-        return Ok(Loaded::Skip);
+        return Ok(None);
     }
     let outgoing = |body: Bytes, traceparent: Option<String>| Outgoing {
         event: Arc::new(SendableEvent {
@@ -163,16 +153,20 @@ fn load(store: &Store, endpoint: &str, id: &str, due_at: u64) -> Result<Loaded, 
         number: delivery.attempt_count + 1,
         manual_retry: delivery.manual_retry,
     };
-    let unsendable = |reason: &str| Loaded::Unsendable {
+    let unsendable = |claim, reason: &str| Job::Unsendable {
+        claim,
         outgoing: outgoing(Bytes::new(), None),
         reason: reason.to_owned(),
     };
-    Ok(match store.event(&delivery.event_id) {
-        Ok(Some(event)) => Loaded::Send(outgoing(Bytes::from(event.body), event.meta.traceparent)),
-        Ok(None) => unsendable("its event is missing from the store"),
-        Err(store::Error::Corrupt(reason)) => unsendable(&reason),
+    Ok(Some(match store.event(&delivery.event_id) {
+        Ok(Some(event)) => Job::Stored {
+            outgoing: outgoing(Bytes::from(event.body), event.meta.traceparent),
+            claim,
+        },
+        Ok(None) => unsendable(claim, "its event is missing from the store"),
+        Err(store::Error::Corrupt(reason)) => unsendable(claim, &reason),
         Err(error) => return Err(error),
-    })
+    }))
 }
 
 /// Sends `outgoing`, judges the outcome, and records it with the next step.

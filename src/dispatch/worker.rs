@@ -9,9 +9,10 @@
 //! the store from a cursor (the due time of the last delivery it started
 //! from there), only when something may be due there: at start and after
 //! a resume, at a wake (a retry scheduled, a hand-over that did not fit,
-//! an operator's retry), at the next due time it saw, and every few
-//! seconds as a safety net. It skips what is claimed (in flight or handed
-//! over).
+//! an operator's retry), at the next due time it saw, and once a
+//! minute as a safety net. It skips what is claimed (in flight or handed
+//! over), and claims and reads the records of the rest on a blocking
+//! thread, in the background, so fresh deliveries never wait for a read.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -20,18 +21,21 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::attempt::{AttemptContext, Attempted, Job, attempt};
+use super::attempt::{AttemptContext, Attempted, Job, attempt, load};
 use super::client::EndpointStack;
 use super::inbox::Inbox;
 use super::limits::EndpointLimits;
 use super::permits::{GlobalLimit, Permits};
 use crate::clock;
-use crate::store::{self, DueScan, NextStep};
+use crate::store::{self, NextStep, Store};
 
 /// Due deliveries read per look at the store, beyond those claimed.
 const SCAN_BATCH: usize = 64;
-/// The longest a worker sleeps without looking, as a safety net.
-const MAX_IDLE: Duration = Duration::from_secs(5);
+/// The longest a worker sleeps without reading its queue. Whatever writes
+/// to the queue wakes the worker (ingest, a recorded retry, an operator),
+/// so this is only a safety net, and an idle endpoint costs one read a
+/// minute: 10,000 of them, about 170 reads a second.
+const MAX_IDLE: Duration = Duration::from_secs(60);
 /// How often the worker reads its queue from the start rather than from its
 /// cursor, in case the wall clock stepped back.
 const FULL_RESCAN: Duration = Duration::from_secs(60);
@@ -65,13 +69,25 @@ struct QueueReading {
     last_full_read: Instant,
     /// The read under way, on a blocking thread: fresh deliveries go on
     /// being started meanwhile.
-    under_way: Option<JoinHandle<Result<DueScan, store::Error>>>,
+    under_way: Option<JoinHandle<Result<QueueRead, store::Error>>>,
     /// The time (ms) and limit of the read under way.
     read_at: u64,
     limit: usize,
     /// A wake came while the read was under way: what it woke for may have
     /// been written after the read began, so the cursor must not pass it.
     woken_during_read: bool,
+}
+
+/// What one read of the queue found.
+struct QueueRead {
+    /// Due deliveries the read went through (up to its limit).
+    found: usize,
+    /// Of those, how many were not claimed (and so were claimed now).
+    claimed: usize,
+    /// When the first delivery due later is due, if the read got that far.
+    next_at: Option<u64>,
+    /// The claimed ones to send, their records read.
+    jobs: Vec<Job>,
 }
 
 impl Worker {
@@ -139,8 +155,8 @@ impl Worker {
                     permits = Permits::acquire(&self.limits.adaptive, &self.limits.responsiveness, &self.global) => permits,
                     _ = stop.changed() => break 'work,
                 };
-                if let Job::Queued { due_at, .. } = &job {
-                    queue.cursor = queue.cursor.max(*due_at);
+                if !matches!(job, Job::Fresh(_)) {
+                    queue.cursor = queue.cursor.max(job.due_at());
                 }
                 attempts.spawn(run_attempt(
                     self.context.clone(),
@@ -164,22 +180,22 @@ impl Worker {
         queue.read_at = clock::now_ms();
         queue.limit = self.inbox.claimed() + SCAN_BATCH;
         queue.woken_during_read = false;
-        let (store, endpoint) = (self.context.store.clone(), self.endpoint.clone());
+        let (store, endpoint, inbox) = (self.context.store.clone(), self.endpoint.clone(), self.inbox.clone());
         let (from, now, limit) = (queue.cursor, queue.read_at, queue.limit);
         queue.under_way = Some(tokio::task::spawn_blocking(move || {
-            store.due_scan(&endpoint, from, now, limit)
+            read_queue(&store, &endpoint, &inbox, from, now, limit)
         }));
     }
 
-    /// Claims what the read found that is not claimed, and sets when to
-    /// read again: at once if the read was cut at its limit, otherwise at
-    /// the next due time it saw, a wake, or the safety net.
+    /// Takes what a read found, and sets when to read again: at once if
+    /// the read was cut at its limit, otherwise at the next due time it
+    /// saw, a wake, or the safety net.
     fn finish_read(
         &self,
         queue: &mut QueueReading,
-        result: Result<Result<DueScan, store::Error>, tokio::task::JoinError>,
+        result: Result<Result<QueueRead, store::Error>, tokio::task::JoinError>,
     ) -> Vec<Job> {
-        let scan = match result {
+        let read = match result {
             Ok(Ok(scan)) => scan,
             Ok(Err(error)) => {
                 tracing::error!(endpoint = %self.endpoint, %error, "cannot read due deliveries");
@@ -192,13 +208,8 @@ impl Worker {
                 return Vec::new();
             }
         };
-        let full = scan.due.len() == queue.limit;
-        let jobs: Vec<Job> = scan
-            .due
-            .into_iter()
-            .filter_map(|(due_at, id)| self.inbox.claim(&id).map(|claim| Job::Queued { claim, due_at }))
-            .collect();
-        queue.next_at = if (full && !jobs.is_empty()) || queue.woken_during_read {
+        let full = read.found == queue.limit;
+        queue.next_at = if (full && read.claimed > 0) || queue.woken_during_read {
             Instant::now()
         } else {
             // Everything due by the read's time was found: the next read
@@ -207,13 +218,40 @@ impl Worker {
             if !full && !queue.woken_during_read {
                 queue.cursor = queue.cursor.max(queue.read_at);
             }
-            let idle = scan.next_at.map_or(MAX_IDLE, |at| {
+            let idle = read.next_at.map_or(MAX_IDLE, |at| {
                 Duration::from_millis(at.saturating_sub(queue.read_at)).min(MAX_IDLE)
             });
             Instant::now() + idle
         };
-        jobs
+        read.jobs
     }
+}
+
+/// Reads `endpoint`'s queue from `from_ms`: claims each due delivery that
+/// is not claimed and reads its records ([`load`]); on a thread that may
+/// block.
+fn read_queue(
+    store: &Store,
+    endpoint: &str,
+    inbox: &Arc<Inbox>,
+    from_ms: u64,
+    now_ms: u64,
+    limit: usize,
+) -> Result<QueueRead, store::Error> {
+    let scan = store.due_scan(endpoint, from_ms, now_ms, limit)?;
+    let mut read = QueueRead {
+        found: scan.due.len(),
+        claimed: 0,
+        next_at: scan.next_at,
+        jobs: Vec::new(),
+    };
+    for (due_at, id) in scan.due {
+        if let Some(claim) = inbox.claim(&id) {
+            read.claimed += 1;
+            read.jobs.extend(load(store, endpoint, claim, due_at)?);
+        }
+    }
+    Ok(read)
 }
 
 /// One attempt, with what follows it: a retry's due time wakes the
