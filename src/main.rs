@@ -244,6 +244,12 @@ fn load(args: &ConfigArgs) -> Result<Settings, ExitCode> {
     })
 }
 
+/// Threads for the store's reads off the async runtime (the workers' reads
+/// of their queues, the admin API's, the sweeper). Each read is short; more
+/// threads would only cost memory when thousands of workers read at once,
+/// as they all do at start.
+const BLOCKING_THREADS: usize = 16;
+
 fn serve(settings: Settings) -> ExitCode {
     let telemetry = match hookd::telemetry::init(&settings.telemetry) {
         Ok(telemetry) => telemetry,
@@ -252,7 +258,11 @@ fn serve(settings: Settings) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build();
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("hookd: cannot start the async runtime: {error}");
