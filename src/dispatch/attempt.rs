@@ -12,7 +12,7 @@ use tower::{Service, ServiceExt};
 
 use super::adaptive_limit::signal_of;
 use super::client::EndpointStack;
-use super::health::Health;
+use super::health::EndpointHealth;
 use super::inbox::{Claim, Fresh, SendableEvent};
 use super::outcome::{ErrorKind, classify, read_snippet};
 use super::permits::Permits;
@@ -30,7 +30,8 @@ pub struct AttemptContext {
     pub store: Store,
     pub target: Arc<Target>,
     pub retry: RetryPolicy,
-    pub health: Arc<Health>,
+    /// This endpoint's health figures.
+    pub health: Arc<EndpointHealth>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -276,7 +277,7 @@ async fn record(
 ) -> Result<Attempted, store::Error> {
     let endpoint = &context.target.endpoint.id;
     log_outcome(endpoint, id, &attempt, next);
-    context.health.record(endpoint, &attempt);
+    context.health.record(&attempt);
     let result = attempt.error_kind.clone();
     let transition = Transition {
         id: id.to_owned(),

@@ -1,9 +1,11 @@
 //! Each endpoint's recent health, for operators: the success rate over
 //! the last hour and the last attempt. Kept in memory: after a restart it
-//! starts empty and fills as attempts are made.
+//! starts empty and fills as attempts are made. Each endpoint has its own
+//! lock, taken once per attempt: no lock is shared by
+//! the attempts of different endpoints.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::store::AttemptRecord;
 
@@ -19,62 +21,96 @@ pub struct LastAttempt {
     pub error_kind: Option<String>,
 }
 
+/// One endpoint's recent attempts; its worker's attempts record here
+/// without touching any other endpoint's.
 #[derive(Debug, Default)]
-struct EndpointHealth {
+pub struct EndpointHealth {
+    attempts: Mutex<RecentAttempts>,
+}
+
+#[derive(Debug, Default)]
+struct RecentAttempts {
     /// (minute, successes, attempts), oldest first.
     minutes: VecDeque<(u64, u32, u32)>,
     last: Option<LastAttempt>,
 }
 
-/// Every endpoint's recent attempts, in memory.
-#[derive(Debug, Default)]
-pub struct Health {
-    endpoints: Mutex<HashMap<String, EndpointHealth>>,
-}
-
-impl Health {
+impl EndpointHealth {
     /// Notes an attempt's outcome.
-    pub(super) fn record(&self, endpoint: &str, attempt: &AttemptRecord) {
-        let mut endpoints = self.endpoints.lock().unwrap_or_else(PoisonError::into_inner);
-        let health = endpoints.entry(endpoint.to_owned()).or_default();
+    pub(super) fn record(&self, attempt: &AttemptRecord) {
+        let mut recent = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
         let minute = attempt.at / MINUTE_MS;
         let success = u32::from(attempt.error_kind.is_none());
-        match health.minutes.back_mut() {
+        match recent.minutes.back_mut() {
             Some((last, successes, total)) if *last == minute => {
                 *successes += success;
                 *total += 1;
             }
-            _ => health.minutes.push_back((minute, success, 1)),
+            _ => recent.minutes.push_back((minute, success, 1)),
         }
-        while health
+        while recent
             .minutes
             .front()
             .is_some_and(|(oldest, _, _)| *oldest + WINDOW_MINUTES <= minute)
         {
-            health.minutes.pop_front();
+            recent.minutes.pop_front();
         }
-        health.last = Some(LastAttempt {
+        recent.last = Some(LastAttempt {
             at_ms: attempt.at,
             status_code: attempt.status_code,
             error_kind: attempt.error_kind.clone(),
         });
     }
 
-    /// The share of successful attempts in the last hour (`None` without
-    /// attempts), and the last attempt.
-    pub fn of(&self, endpoint: &str, now_ms: u64) -> (Option<f64>, Option<LastAttempt>) {
-        let endpoints = self.endpoints.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(health) = endpoints.get(endpoint) else {
-            return (None, None);
-        };
+    fn summary(&self, now_ms: u64) -> (Option<f64>, Option<LastAttempt>) {
+        let recent = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
         let current = now_ms / MINUTE_MS;
-        let (successes, total) = health
+        let (successes, total) = recent
             .minutes
             .iter()
             .filter(|(minute, _, _)| minute + WINDOW_MINUTES > current)
             .fold((0u32, 0u32), |(s, t), (_, successes, total)| (s + successes, t + total));
         let rate = (total > 0).then(|| f64::from(successes) / f64::from(total));
-        (rate, health.last.clone())
+        (rate, recent.last.clone())
+    }
+}
+
+/// Every endpoint's recent attempts, in memory.
+#[derive(Debug, Default)]
+pub struct Health {
+    endpoints: RwLock<HashMap<String, Arc<EndpointHealth>>>,
+}
+
+impl Health {
+    /// Endpoint `endpoint`'s health, where its attempts record; the same
+    /// across reloads.
+    pub fn of_endpoint(&self, endpoint: &str) -> Arc<EndpointHealth> {
+        if let Some(health) = self
+            .endpoints
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(endpoint)
+        {
+            return health.clone();
+        }
+        self.endpoints
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(endpoint.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The share of successful attempts in the last hour (`None` without
+    /// attempts), and the last attempt.
+    pub fn of(&self, endpoint: &str, now_ms: u64) -> (Option<f64>, Option<LastAttempt>) {
+        let health = self
+            .endpoints
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(endpoint)
+            .cloned();
+        health.map_or((None, None), |health| health.summary(now_ms))
     }
 }
 
@@ -97,9 +133,12 @@ mod tests {
     fn the_success_rate_covers_the_last_hour() {
         let health = Health::default();
         let start = 1_000 * MINUTE_MS;
-        health.record("crm", &attempt(start, false));
-        health.record("crm", &attempt(start + 30 * MINUTE_MS, true));
-        health.record("crm", &attempt(start + 30 * MINUTE_MS + 5, true));
+        let crm = health.of_endpoint("crm");
+        crm.record(&attempt(start, false));
+        crm.record(&attempt(start + 30 * MINUTE_MS, true));
+        health
+            .of_endpoint("crm")
+            .record(&attempt(start + 30 * MINUTE_MS + 5, true));
         let (rate, last) = health.of("crm", start + 30 * MINUTE_MS + 10);
         assert!((rate.unwrap() - 2.0 / 3.0).abs() < 1e-9);
         assert_eq!(last.unwrap().status_code, Some(200));

@@ -134,7 +134,7 @@ impl Dispatcher {
                     store: self.store.clone(),
                     target: Arc::new(Target::new(endpoint.clone())),
                     retry: retry.clone(),
-                    health: self.health.clone(),
+                    health: self.health.of_endpoint(&endpoint.id),
                     metrics: self.metrics.clone(),
                 }),
                 inbox: self.inboxes.get(&endpoint.id),
