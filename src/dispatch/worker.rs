@@ -70,9 +70,6 @@ struct QueueReading {
     /// The read under way, on a blocking thread: fresh deliveries go on
     /// being started meanwhile.
     under_way: Option<JoinHandle<Result<QueueRead, store::Error>>>,
-    /// The time (ms) and limit of the read under way.
-    read_at: u64,
-    limit: usize,
     /// A wake came while the read was under way: what it woke for may have
     /// been written after the read began, so the cursor must not pass it.
     woken_during_read: bool,
@@ -80,6 +77,9 @@ struct QueueReading {
 
 /// What one read of the queue found.
 struct QueueRead {
+    /// When it read (ms), and how many due deliveries it read at most.
+    read_at: u64,
+    limit: usize,
     /// Due deliveries the read went through (up to its limit).
     found: usize,
     /// Of those, how many were not claimed (and so were claimed now).
@@ -100,8 +100,6 @@ impl Worker {
             next_at: Instant::now(),
             last_full_read: Instant::now(),
             under_way: None,
-            read_at: 0,
-            limit: 0,
             woken_during_read: false,
         };
         self.inbox.open();
@@ -177,11 +175,10 @@ impl Worker {
             queue.cursor = 0;
             queue.last_full_read = Instant::now();
         }
-        queue.read_at = clock::now_ms();
-        queue.limit = self.inbox.claimed() + SCAN_BATCH;
+        let (now, limit) = (clock::now_ms(), self.inbox.claimed() + SCAN_BATCH);
         queue.woken_during_read = false;
         let (store, endpoint, inbox) = (self.context.store.clone(), self.endpoint.clone(), self.inbox.clone());
-        let (from, now, limit) = (queue.cursor, queue.read_at, queue.limit);
+        let from = queue.cursor;
         queue.under_way = Some(tokio::task::spawn_blocking(move || {
             read_queue(&store, &endpoint, &inbox, from, now, limit)
         }));
@@ -208,7 +205,7 @@ impl Worker {
                 return Vec::new();
             }
         };
-        let full = read.found == queue.limit;
+        let full = read.found == read.limit;
         queue.next_at = if (full && read.claimed > 0) || queue.woken_during_read {
             Instant::now()
         } else {
@@ -216,10 +213,10 @@ impl Worker {
             // starts there, past what finished since the last one. Later
             // work due earlier comes with a wake that moves the cursor back.
             if !full && !queue.woken_during_read {
-                queue.cursor = queue.cursor.max(queue.read_at);
+                queue.cursor = queue.cursor.max(read.read_at);
             }
             let idle = read.next_at.map_or(MAX_IDLE, |at| {
-                Duration::from_millis(at.saturating_sub(queue.read_at)).min(MAX_IDLE)
+                Duration::from_millis(at.saturating_sub(read.read_at)).min(MAX_IDLE)
             });
             Instant::now() + idle
         };
@@ -240,6 +237,8 @@ fn read_queue(
 ) -> Result<QueueRead, store::Error> {
     let scan = store.due_scan(endpoint, from_ms, now_ms, limit)?;
     let mut read = QueueRead {
+        read_at: now_ms,
+        limit,
         found: scan.due.len(),
         claimed: 0,
         next_at: scan.next_at,

@@ -169,23 +169,24 @@ fn run(db: &Weak<DB>, shared: &Shared, receiver: &mpsc::Receiver<Request>) {
 fn commit(db: &DB, shared: &Shared, group: Vec<Request>) {
     let mut batch = WriteBatch::default();
     let mut overlay = Overlay::new();
-    let mut durability = Durability::Written;
     let mut planned: Vec<(Reply, Vec<Result<Planned, Error>>)> = Vec::with_capacity(group.len());
     for request in group {
         let plans = request
             .transitions
             .into_iter()
             .map(|transition| lifecycle::plan(db, &mut batch, &mut overlay, transition))
-            .inspect(|plan| {
-                if let Ok(plan) = plan
-                    && plan.durability == Durability::Synced
-                {
-                    durability = Durability::Synced;
-                }
-            })
             .collect();
         planned.push((request.reply, plans));
     }
+    let must_sync = planned
+        .iter()
+        .flat_map(|(_, plans)| plans)
+        .any(|plan| plan.as_ref().is_ok_and(|plan| plan.durability == Durability::Synced));
+    let durability = if must_sync {
+        Durability::Synced
+    } else {
+        Durability::Written
+    };
     let written = if batch.is_empty() {
         Ok(())
     } else {

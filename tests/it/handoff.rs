@@ -42,13 +42,18 @@ fn batch(from: usize, to: usize) -> String {
     json!({ "events": events }).to_string()
 }
 
-/// How many times each event id arrived.
-fn arrivals(receiver: &Receiver) -> HashMap<String, usize> {
-    let mut seen = HashMap::new();
+/// Every one of the [`EVENTS`] event ids arrived, none of them twice.
+async fn assert_each_arrived_once(receiver: &Receiver) {
+    receiver.wait_for(EVENTS, PATIENCE).await;
+    // Anything sent twice would arrive within this.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for request in receiver.received() {
         *seen.entry(request.header("x-webhook-id").to_owned()).or_default() += 1;
     }
-    seen
+    assert_eq!(seen.len(), EVENTS, "every event arrived");
+    let twice: Vec<_> = seen.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
 }
 
 async fn post_batches(sidecar: &Sidecar, from: usize, to: usize) {
@@ -73,13 +78,7 @@ async fn deliveries_that_overflow_the_hand_over_and_resubmissions_are_each_sent_
     // The app resubmits everything while it is being sent: each answer is a
     // duplicate, and no delivery goes out twice.
     post_batches(&sidecar, 0, EVENTS).await;
-    receiver.wait_for(EVENTS, PATIENCE).await;
-    // Anything sent twice would arrive within this.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let seen = arrivals(&receiver);
-    assert_eq!(seen.len(), EVENTS, "every event arrived");
-    let twice: Vec<_> = seen.iter().filter(|(_, count)| **count > 1).collect();
-    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    assert_each_arrived_once(&receiver).await;
     assert_eq!(sidecar.store.pending_count("slow"), 0);
     assert_queues_consistent(&sidecar.store, "slow");
 }
@@ -101,11 +100,6 @@ async fn a_reload_while_deliveries_wait_in_the_inbox_sends_each_once() {
     let reloaded = sidecar.config_after(loaded.as_str().unwrap()).await;
     assert!(reloaded["last_reload_error"].is_null(), "{reloaded}");
     post_batches(&sidecar, EVENTS / 2, EVENTS).await;
-    receiver.wait_for(EVENTS, PATIENCE).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let seen = arrivals(&receiver);
-    assert_eq!(seen.len(), EVENTS, "every event arrived");
-    let twice: Vec<_> = seen.iter().filter(|(_, count)| **count > 1).collect();
-    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    assert_each_arrived_once(&receiver).await;
     assert_queues_consistent(&sidecar.store, "slow");
 }
