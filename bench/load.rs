@@ -88,6 +88,18 @@ pub async fn closed_loop_batches(
     duration: Duration,
     tag: &str,
 ) -> anyhow::Result<Vec<Sample>> {
+    closed_loop_of(url, clients, batch, duration, tag, event_body).await
+}
+
+/// [`closed_loop_batches`] with events from `body` (given each id).
+pub async fn closed_loop_of(
+    url: &str,
+    clients: usize,
+    batch: usize,
+    duration: Duration,
+    tag: &str,
+    body: fn(&str) -> Bytes,
+) -> anyhow::Result<Vec<Sample>> {
     let client = client(clients);
     let url: Arc<str> = url.into();
     let deadline = Instant::now() + duration;
@@ -100,7 +112,7 @@ pub async fn closed_loop_batches(
                 let mut n = 0u64;
                 while Instant::now() < deadline {
                     let ids = (0..batch).map(|i| format!("{tag}_{worker}_{n}_{i}")).collect();
-                    samples.extend(post_events(&client, &url, ids, event_body).await?);
+                    samples.extend(post_events(&client, &url, ids, body).await?);
                     n += 1;
                 }
                 anyhow::Ok(samples)
@@ -146,6 +158,14 @@ pub async fn paced(url: &str, rate: f64, duration: Duration, tag: &str) -> anyho
         samples.push(task.await??);
     }
     Ok(samples)
+}
+
+/// GETs `url`: its status and body.
+pub async fn get(url: &str) -> anyhow::Result<(StatusCode, Bytes)> {
+    let request = Request::get(url).body(Full::new(Bytes::new()))?;
+    let response = client(1).request(request).await?;
+    let status = response.status();
+    Ok((status, response.into_body().collect().await?.to_bytes()))
 }
 
 /// The `quantile` of sorted `values`.

@@ -8,12 +8,14 @@
 //! scripts/bench.sh ingest --clients 1,16,64,256 --seconds 8
 //! scripts/bench.sh deliver --clients 64 --seconds 8
 //! scripts/bench.sh backlog --events 1000000
+//! scripts/bench.sh fleet --endpoints 10000
 //! ```
 
 mod backlog;
 mod baselines;
 mod deliver;
 mod disk_ceiling;
+mod fleet;
 mod ingest;
 mod load;
 mod processes;
@@ -78,6 +80,22 @@ enum Bench {
         /// hookd's maximum: to compare two builds at the same load.
         #[arg(long)]
         rate: Option<f64>,
+    },
+    /// A fleet of endpoints (two per tenant, in included files) beside two
+    /// endpoints: start-up, idle CPU and RSS, a reload, ingest, /metrics.
+    Fleet {
+        #[arg(long, default_value_t = 10_000)]
+        endpoints: usize,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Seconds of idling measured.
+        #[arg(long, default_value_t = 60)]
+        idle_seconds: u64,
+        /// Seconds of ingest load.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long)]
+        hookd: Option<String>,
     },
     /// A million deliveries pile up for a subscriber that is out, then
     /// drain: RSS, disk per event, drain rate, and fresh events meanwhile.
@@ -166,6 +184,14 @@ fn main() -> anyhow::Result<()> {
                 runtime.block_on(ingest::rows(clients, batch_clients, deliver_clients, duration, &binary))?;
             rows.extend(runtime.block_on(deliver::rows(deliver_clients, duration, &binary, None))?);
             rows.push(runtime.block_on(deliver::fanout_row(deliver_clients, 10, duration, &binary))?);
+            let (endpoints, idle) = if smoke { (200, 2) } else { (10_000, 60) };
+            rows.extend(runtime.block_on(fleet::rows(
+                endpoints,
+                deliver_clients,
+                Duration::from_secs(idle),
+                duration,
+                &binary,
+            ))?);
             report::print(&rows);
             if let Some(dir) = write {
                 let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
@@ -175,6 +201,23 @@ fn main() -> anyhow::Result<()> {
                 )?;
                 std::fs::write(dir.join("benchmarks.svg"), report::svg(&rows))?;
             }
+            Ok(())
+        }
+        Bench::Fleet {
+            endpoints,
+            clients,
+            idle_seconds,
+            seconds,
+            hookd: binary,
+        } => {
+            let rows = runtime.block_on(fleet::rows(
+                endpoints,
+                clients,
+                Duration::from_secs(idle_seconds),
+                Duration::from_secs(seconds),
+                &hookd(binary),
+            ))?;
+            report::print(&rows);
             Ok(())
         }
         Bench::Backlog { events, hookd: binary } => runtime.block_on(backlog::run(events, &hookd(binary))),

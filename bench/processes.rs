@@ -139,6 +139,25 @@ pub struct Hookd {
 /// Starts `hookd serve` on a fresh data directory with `endpoints` (TOML
 /// `[[endpoints]]` tables); returns it once listening.
 pub async fn start_hookd_with(binary: &str, dir: &Path, endpoints: &str) -> anyhow::Result<Hookd> {
+    start_hookd_extended(binary, dir, endpoints, &Extra::default()).await
+}
+
+/// More than endpoints for a hookd the harness starts.
+#[derive(Default)]
+pub struct Extra<'a> {
+    /// Top-level keys, such as `include`.
+    pub top: &'a str,
+    /// `HOOKD_` variables, for keys of the tables the harness writes.
+    pub env: &'a [(&'a str, &'a str)],
+}
+
+/// [`start_hookd_with`], with `extra` config.
+pub async fn start_hookd_extended(
+    binary: &str,
+    dir: &Path,
+    endpoints: &str,
+    extra: &Extra<'_>,
+) -> anyhow::Result<Hookd> {
     let ingest_port = free_port()?;
     let admin_port = free_port()?;
     let config = dir.join(format!("hookd-{ingest_port}.toml"));
@@ -146,7 +165,7 @@ pub async fn start_hookd_with(binary: &str, dir: &Path, endpoints: &str) -> anyh
     std::fs::write(
         &config,
         format!(
-            r#"
+            r#"{top}
 [ingest]
 listen = "127.0.0.1:{ingest_port}"
 [admin]
@@ -158,12 +177,14 @@ allow_private_networks = true
 [telemetry]
 log_level = "warn"
 {endpoints}"#,
-            data.display()
+            data.display(),
+            top = extra.top,
         ),
     )?;
     let child = Command::new(binary)
         .args(["serve", "--config"])
         .arg(&config)
+        .envs(extra.env.iter().copied())
         .stdout(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {binary}"))?;

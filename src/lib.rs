@@ -34,6 +34,7 @@ pub mod store;
 mod store_recovery;
 pub mod sweeper;
 pub mod telemetry;
+pub mod tenant;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -112,7 +113,7 @@ pub async fn run(
     let pauses = Arc::new(Pauses::new(store.paused_endpoints()?));
     let limits = Arc::new(Limits::default());
     let health = Arc::new(Health::default());
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new(settings.telemetry.per_endpoint_metrics));
     store.on_synced_write({
         let metrics = metrics.clone();
         move |took| metrics.store_write(took)

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use hookd::cli::admin_client::{AdminClient, DEFAULT_ADMIN_URL};
-use hookd::cli::operator::{self, ListFilters};
+use hookd::cli::operator::{self, EndpointFilters, ListFilters};
 use hookd::config::{self, DEFAULT_CONFIG_PATH, Settings};
 
 /// jemalloc for every allocation (see Cargo.toml): with glibc's malloc,
@@ -80,6 +80,9 @@ enum DeliveriesCommand {
         /// An event type, like payment.completed.
         #[arg(long)]
         event: Option<String>,
+        /// A tenant id; "" for events without a tenant.
+        #[arg(long)]
+        tenant: Option<String>,
         /// 1 to 1000 (default 100).
         #[arg(long)]
         limit: Option<u32>,
@@ -105,8 +108,21 @@ enum DeliveriesCommand {
 
 #[derive(Subcommand)]
 enum EndpointsCommand {
-    /// Every endpoint with its health.
+    /// The endpoints with their health, sorted by id, a page at a time.
     List {
+        /// A tenant id; "*" for the endpoints of every tenant, "" for those
+        /// without a tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only endpoints whose id contains this.
+        #[arg(long)]
+        search: Option<String>,
+        /// 1 to 1000 (default 100).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Where the previous page stopped.
+        #[arg(long)]
+        cursor: Option<String>,
         #[command(flatten)]
         output: Output,
     },
@@ -178,6 +194,7 @@ fn main() -> ExitCode {
                     status,
                     endpoint,
                     event,
+                    tenant,
                     limit,
                     cursor,
                     output,
@@ -186,6 +203,7 @@ fn main() -> ExitCode {
                         status,
                         endpoint,
                         event,
+                        tenant,
                         limit,
                         cursor,
                     };
@@ -199,9 +217,21 @@ fn main() -> ExitCode {
                 }
             }
         }),
-        Command::Endpoints(EndpointsCommand::List { output }) => {
-            run_async(async move { operator::endpoints_list(&admin_client(&output.admin), output.json).await })
-        }
+        Command::Endpoints(EndpointsCommand::List {
+            tenant,
+            search,
+            limit,
+            cursor,
+            output,
+        }) => run_async(async move {
+            let filters = EndpointFilters {
+                tenant,
+                search,
+                limit,
+                cursor,
+            };
+            operator::endpoints_list(&admin_client(&output.admin), &filters, output.json).await
+        }),
     }
 }
 

@@ -1,10 +1,14 @@
 //! Prometheus metrics, served at `GET /metrics` on the admin listener.
 //!
 //! Labels stay bounded: endpoint id, event type, outcome or error kind;
-//! never an event id. Counters and histograms are updated where things
+//! never an event id. With `telemetry.per_endpoint_metrics = false` (a
+//! fleet of thousands of endpoints) no series has an `endpoint` label:
+//! each is the sum over all endpoints, so the page's size does not grow
+//! with the fleet. Counters and histograms are updated where things
 //! happen (ingest, attempts, reloads); the gauges that describe the store
 //! (pending deliveries, the oldest one) are read from it at scrape time.
 
+use prometheus::core::{MetricVec, MetricVecBuilder};
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -21,6 +25,8 @@ const ATTEMPT_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.
 
 pub struct Metrics {
     registry: Registry,
+    /// Whether series carry an `endpoint` label.
+    per_endpoint: bool,
     events_received: IntCounterVec,
     deliveries: IntCounterVec,
     attempts: IntCounterVec,
@@ -42,14 +48,18 @@ const STORE_WRITE_BUCKETS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025
 
 impl Default for Metrics {
     fn default() -> Metrics {
-        Metrics::new()
+        Metrics::new(true)
     }
 }
 
 impl Metrics {
-    /// Registers every series.
-    pub fn new() -> Metrics {
+    /// Registers every series; `per_endpoint` gives them an `endpoint`
+    /// label.
+    pub fn new(per_endpoint: bool) -> Metrics {
         let registry = Registry::new();
+        let with_endpoint = |labels: &'static [&'static str]| -> &'static [&'static str] {
+            if per_endpoint { labels } else { &labels[1..] }
+        };
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric");
             registry.register(Box::new(metric.clone())).expect("registered once");
@@ -59,12 +69,12 @@ impl Metrics {
         let deliveries = counter_vec(
             "hookd_deliveries_total",
             "Deliveries finished, by outcome (succeeded, failed).",
-            &["endpoint", "outcome"],
+            with_endpoint(&["endpoint", "outcome"]),
         );
         let attempts = counter_vec(
             "hookd_attempts_total",
             "Delivery attempts, by result (success or an error kind).",
-            &["endpoint", "result"],
+            with_endpoint(&["endpoint", "result"]),
         );
         let config_reloads = counter_vec(
             "hookd_config_reloads_total",
@@ -82,7 +92,7 @@ impl Metrics {
                 "Time from sending an attempt to its response headers.",
             )
             .buckets(ATTEMPT_BUCKETS.to_vec()),
-            &["endpoint"],
+            with_endpoint(&["endpoint"]),
         )
         .expect("a valid metric");
         registry
@@ -95,7 +105,7 @@ impl Metrics {
                 "hookd_deliveries_pending",
                 "Deliveries waiting for an attempt or in flight.",
             ),
-            &["endpoint"],
+            with_endpoint(&["endpoint"]),
         )
         .expect("a valid metric");
         let oldest_pending = Gauge::new(
@@ -135,6 +145,7 @@ impl Metrics {
         config_reloads.with_label_values(&["error"]);
         Metrics {
             registry,
+            per_endpoint,
             events_received,
             deliveries,
             attempts,
@@ -163,13 +174,25 @@ impl Metrics {
     /// An attempt was answered (or failed): `result` is `success` or an
     /// error kind.
     pub fn attempt(&self, endpoint: &str, result: &str, seconds: f64) {
-        self.attempts.with_label_values(&[endpoint, result]).inc();
-        self.attempt_duration.with_label_values(&[endpoint]).observe(seconds);
+        self.of_endpoint(&self.attempts, endpoint, Some(result)).inc();
+        self.of_endpoint(&self.attempt_duration, endpoint, None)
+            .observe(seconds);
     }
 
     /// A delivery finished: `outcome` is `succeeded` or `failed`.
     pub fn delivery_finished(&self, endpoint: &str, outcome: &str) {
-        self.deliveries.with_label_values(&[endpoint, outcome]).inc();
+        self.of_endpoint(&self.deliveries, endpoint, Some(outcome)).inc();
+    }
+
+    /// The series of `vec` for `endpoint` (and the value of its other
+    /// label, if it has one), or the one for all endpoints.
+    fn of_endpoint<T: MetricVecBuilder>(&self, vec: &MetricVec<T>, endpoint: &str, other: Option<&str>) -> T::M {
+        match (self.per_endpoint, other) {
+            (true, Some(other)) => vec.with_label_values(&[endpoint, other]),
+            (true, None) => vec.with_label_values(&[endpoint]),
+            (false, Some(other)) => vec.with_label_values(&[other]),
+            (false, None) => vec.with_label_values::<&str>(&[]),
+        }
     }
 
     /// Counts an attempt in flight until the guard drops.
@@ -188,15 +211,27 @@ impl Metrics {
     pub fn render(&self, store: &Store, settings: &Settings) -> Result<String, crate::store::Error> {
         let now = clock::now_ms();
         let mut oldest: Option<u64> = None;
+        let mut all_pending = 0usize;
         for endpoint in &settings.endpoints {
             let pending = store.pending_count(&endpoint.id);
-            self.pending
-                .with_label_values(&[&endpoint.id])
-                .set(i64::try_from(pending).unwrap_or(i64::MAX));
+            all_pending = all_pending.saturating_add(pending);
+            if self.per_endpoint {
+                self.pending
+                    .with_label_values(&[&endpoint.id])
+                    .set(i64::try_from(pending).unwrap_or(i64::MAX));
+            }
             // The earliest due time; a retry due later has not waited yet.
-            if let Some(&(first, _)) = store.due_between(&endpoint.id, 0, u64::MAX - 1, 1)?.first() {
+            // An endpoint with nothing pending has nothing due: no read.
+            if pending > 0
+                && let Some(&(first, _)) = store.due_between(&endpoint.id, 0, u64::MAX - 1, 1)?.first()
+            {
                 oldest = Some(oldest.map_or(first, |oldest| oldest.min(first)));
             }
+        }
+        if !self.per_endpoint {
+            self.pending
+                .with_label_values::<&str>(&[])
+                .set(i64::try_from(all_pending).unwrap_or(i64::MAX));
         }
         let waited = oldest.map_or(0, |first| now.saturating_sub(first));
         self.oldest_pending.set(waited as f64 / 1000.0);

@@ -2,10 +2,12 @@
 //! and swaps to the new config without a restart and without dropping work.
 //!
 //! The watcher reads the config file, and every secret or CA file it names,
-//! once a second and compares a hash of their bytes. Reading through the
-//! path follows the symlink swaps Kubernetes makes when it updates a
-//! ConfigMap or Secret volume, which event-based watches on the file itself
-//! lose track of. A new config that does not load is refused whole: hookd
+//! once a second and compares a hash of their bytes; it also matches the
+//! `include` globs again and compares what they match and each file's
+//! identity, size and times (a fleet's thousands of included files are
+//! looked at, not read, each second). Going through the path follows the
+//! symlink swaps Kubernetes makes when it updates a ConfigMap or Secret
+//! volume, which event-based watches on the file itself lose track of. A new config that does not load is refused whole: hookd
 //! keeps running on the old one and reports the error in its log and in
 //! `GET /v1/config`. So is one that would leave a listener bound beyond
 //! loopback without its token (the file's `listen` may say loopback, but
@@ -140,8 +142,9 @@ impl Reloader {
     }
 }
 
-/// A hash of the config file and the files it names (a missing file hashes
-/// as its error, so its disappearance is a change too).
+/// A hash of the config file, the files it names (a missing file hashes
+/// as its error, so its disappearance is a change too) and the files its
+/// `include` globs match now.
 fn fingerprint(path: &Path, settings: &Settings) -> u64 {
     let mut hasher = DefaultHasher::new();
     for file in std::iter::once(path.to_owned()).chain(settings.referenced_files()) {
@@ -151,5 +154,33 @@ fn fingerprint(path: &Path, settings: &Settings) -> u64 {
             Err(error) => error.kind().to_string().hash(&mut hasher),
         }
     }
+    let base = path.parent().unwrap_or(Path::new("."));
+    match config::included_files(base, &settings.file.include) {
+        Ok(files) => {
+            for file in files {
+                file.hash(&mut hasher);
+                match std::fs::metadata(&file) {
+                    Ok(metadata) => identity(&metadata).hash(&mut hasher),
+                    Err(error) => error.kind().to_string().hash(&mut hasher),
+                }
+            }
+        }
+        Err(error) => error.hash(&mut hasher),
+    }
     hasher.finish()
+}
+
+/// What changes when a file is rewritten or replaced: its inode (a
+/// symlink swap), size and modification and change times.
+fn identity(metadata: &std::fs::Metadata) -> (u64, u64, u64, i64, i64, i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    (
+        metadata.dev(),
+        metadata.ino(),
+        metadata.len(),
+        metadata.mtime(),
+        metadata.mtime_nsec(),
+        metadata.ctime(),
+        metadata.ctime_nsec(),
+    )
 }

@@ -56,11 +56,7 @@ fn sweep(store: &Store, settings: &Settings, pauses: &Pauses) -> Result<(usize, 
     // An endpoint is active when it is in the config, enabled, and not
     // paused by an operator: only its queue is being worked.
     let active = |endpoint: &str| {
-        !pauses.is_paused(endpoint)
-            && settings
-                .endpoints
-                .iter()
-                .any(|known| known.id == endpoint && known.enabled)
+        !pauses.is_paused(endpoint) && settings.endpoints.get(endpoint).is_some_and(|known| known.enabled)
     };
     let expired = expire_waiting(store, &active, now, retention_ms)?;
     Ok((expired, store.sweep(now, retention_ms)?))

@@ -13,6 +13,7 @@ use crate::catalog::TEST_EVENT;
 use crate::config::Settings;
 use crate::event::{check_event_id, format_received_at, generate_event_id, normalize_created_at, wire_body};
 use crate::store::NewEvent;
+use crate::tenant::check_tenant_id;
 
 /// How deep `data` may nest: what serde_json allows elsewhere, so every
 /// subscriber's parser can read what hookd accepts.
@@ -30,6 +31,8 @@ struct Fields<'a> {
     id: Option<&'a RawValue>,
     #[serde(borrow)]
     created_at: Option<&'a RawValue>,
+    #[serde(borrow)]
+    tenant: Option<&'a RawValue>,
 }
 
 /// What one request shares between its events.
@@ -93,20 +96,23 @@ fn build(fields: Fields<'_>, context: &Context<'_>) -> Result<NewEvent, ApiError
         }
         None => (format_received_at(context.now), false),
     };
+    let tenant = match fields.tenant {
+        Some(raw) => {
+            let tenant = string_field(raw, "tenant")?;
+            check_tenant_id(&tenant).map_err(|reason| ApiError::invalid_field(format!("`tenant`: {reason}")))?;
+            Some(tenant)
+        }
+        None => None,
+    };
     let (body, data_range) = wire_body(&id, &event, &created_at, data);
-    let endpoints = context
-        .settings
-        .endpoints
-        .iter()
-        .filter(|endpoint| endpoint.subscribes_to(&event))
-        .map(|endpoint| endpoint.id.clone())
-        .collect();
+    let endpoints = context.settings.endpoints.routed(&event, tenant.as_deref());
     Ok(NewEvent {
         id,
         id_generated,
         event,
         created_at,
         created_at_given,
+        tenant,
         body: body.into(),
         data: data_range,
         traceparent: context.traceparent.map(str::to_owned),
@@ -206,6 +212,21 @@ mod tests {
             })
     }
 
+    /// Endpoints of two tenants, of every tenant, and of none, each
+    /// subscribed to every event.
+    fn tenant_settings() -> Settings {
+        let endpoints: String = [("acme", Some("acme")), ("globex", Some("globex")), ("platform", Some("*")), ("plain", None)]
+            .iter()
+            .map(|(id, tenant)| {
+                let tenant = tenant.map(|tenant| format!("tenant = \"{tenant}\"\n")).unwrap_or_default();
+                format!("[[endpoints]]\nid = \"{id}\"\nurl = \"https://{id}.example\"\nevents = [\"*\"]\nsecret = \"s\"\n{tenant}")
+            })
+            .collect();
+        use figment::providers::{Format, Toml};
+        let figment = figment::Figment::from(Toml::string(crate::config::DEFAULTS)).merge(Toml::string(&endpoints));
+        crate::config::from_figment(&figment).unwrap()
+    }
+
     fn context(settings: &Settings) -> Context<'_> {
         Context {
             settings,
@@ -221,6 +242,38 @@ mod tests {
             if let Err(error) = parse_event(&text, &context(&settings)) {
                 prop_assert!(error.status.is_client_error(), "{error:?}");
             }
+        }
+
+        /// Whatever tenant an event names (or none), ingest routes it only
+        /// to endpoints that admit it: never to another tenant's.
+        #[test]
+        fn no_event_is_routed_to_another_tenants_endpoint(
+            tenant in proptest::option::of(prop_oneof![
+                Just("acme".to_owned()),
+                Just("globex".to_owned()),
+                "[a-z.]{1,8}",
+            ]),
+            event in prop_oneof![Just("payment.completed"), Just("enrollment.created"), Just("course.published")],
+        ) {
+            let settings = tenant_settings();
+            let mut body = serde_json::json!({ "event": event, "data": {} });
+            if let Some(tenant) = &tenant {
+                body["tenant"] = Value::from(tenant.clone());
+            }
+            let routed = parse_event(&body.to_string(), &context(&settings)).unwrap();
+            prop_assert_eq!(&routed.tenant, &tenant);
+            prop_assert!(routed.endpoints.contains(&"platform".to_owned()));
+            for id in &routed.endpoints {
+                let endpoint = settings.endpoints.get(id).unwrap();
+                prop_assert!(endpoint.audience.admits(tenant.as_deref()), "{} got {:?}", id, tenant);
+            }
+            let own = match tenant.as_deref() {
+                Some("acme") => Some("acme"),
+                Some("globex") => Some("globex"),
+                Some(_) => None,
+                None => Some("plain"),
+            };
+            prop_assert_eq!(routed.endpoints.len(), 1 + usize::from(own.is_some()));
         }
 
         #[test]

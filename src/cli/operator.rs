@@ -13,28 +13,35 @@ pub struct ListFilters {
     pub status: Option<String>,
     pub endpoint: Option<String>,
     pub event: Option<String>,
+    /// A tenant id; empty: events without a tenant.
+    pub tenant: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// Filters for `endpoints list`, as the admin API takes them.
+#[derive(Debug, Default, Clone)]
+pub struct EndpointFilters {
+    /// A tenant id, `*`, or empty for endpoints without a tenant.
+    pub tenant: Option<String>,
+    /// Part of the id.
+    pub search: Option<String>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
 
 pub async fn deliveries_list(client: &AdminClient, filters: &ListFilters, json: bool) -> anyhow::Result<String> {
-    let mut query = Vec::new();
-    for (name, value) in [
-        ("status", filters.status.clone()),
-        ("endpoint", filters.endpoint.clone()),
-        ("event", filters.event.clone()),
-        ("limit", filters.limit.map(|limit| limit.to_string())),
-        ("cursor", filters.cursor.clone()),
-    ] {
-        if let Some(value) = value {
-            query.push(format!("{name}={}", encode(&value)));
-        }
-    }
-    let path = if query.is_empty() {
-        "/v1/deliveries".to_owned()
-    } else {
-        format!("/v1/deliveries?{}", query.join("&"))
-    };
+    let path = with_query(
+        "/v1/deliveries",
+        [
+            ("status", filters.status.clone()),
+            ("endpoint", filters.endpoint.clone()),
+            ("event", filters.event.clone()),
+            ("tenant", filters.tenant.clone()),
+            ("limit", filters.limit.map(|limit| limit.to_string())),
+            ("cursor", filters.cursor.clone()),
+        ],
+    );
     let answer = client.expect_ok(Method::GET, &path).await?;
     if json {
         return Ok(as_json(&answer));
@@ -43,6 +50,7 @@ pub async fn deliveries_list(client: &AdminClient, filters: &ListFilters, json: 
         [
             "id",
             "event",
+            "tenant",
             "endpoint",
             "status",
             "attempt_count",
@@ -57,6 +65,7 @@ pub async fn deliveries_list(client: &AdminClient, filters: &ListFilters, json: 
         &[
             "ID",
             "EVENT",
+            "TENANT",
             "ENDPOINT",
             "STATUS",
             "ATTEMPTS",
@@ -65,10 +74,29 @@ pub async fn deliveries_list(client: &AdminClient, filters: &ListFilters, json: 
         ],
         &rows,
     );
-    if let Some(cursor) = answer["next_cursor"].as_str() {
-        out.push_str(&format!("more: --cursor {cursor}\n"));
-    }
+    out.push_str(&more(&answer));
     Ok(out)
+}
+
+/// `path?name=value&...` with the values given, encoded.
+fn with_query<const N: usize>(path: &str, pairs: [(&str, Option<String>); N]) -> String {
+    let query: Vec<String> = pairs
+        .into_iter()
+        .filter_map(|(name, value)| Some(format!("{name}={}", encode(&value?))))
+        .collect();
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", query.join("&"))
+    }
+}
+
+/// The line that says how to get the next page, if there is one.
+fn more(answer: &Value) -> String {
+    answer["next_cursor"]
+        .as_str()
+        .map(|cursor| format!("more: --cursor {cursor}\n"))
+        .unwrap_or_default()
 }
 
 pub async fn deliveries_show(client: &AdminClient, id: &str, json: bool) -> anyhow::Result<String> {
@@ -121,8 +149,17 @@ pub async fn deliveries_retry(client: &AdminClient, id: &str, json: bool) -> any
     ))
 }
 
-pub async fn endpoints_list(client: &AdminClient, json: bool) -> anyhow::Result<String> {
-    let answer = client.expect_ok(Method::GET, "/v1/endpoints").await?;
+pub async fn endpoints_list(client: &AdminClient, filters: &EndpointFilters, json: bool) -> anyhow::Result<String> {
+    let path = with_query(
+        "/v1/endpoints",
+        [
+            ("tenant", filters.tenant.clone()),
+            ("q", filters.search.clone()),
+            ("limit", filters.limit.map(|limit| limit.to_string())),
+            ("cursor", filters.cursor.clone()),
+        ],
+    );
+    let answer = client.expect_ok(Method::GET, &path).await?;
     if json {
         return Ok(as_json(&answer));
     }
@@ -143,6 +180,7 @@ pub async fn endpoints_list(client: &AdminClient, json: bool) -> anyhow::Result<
         };
         vec![
             cell(&endpoint["id"]),
+            cell(&endpoint["tenant"]),
             state.to_owned(),
             cell(&endpoint["pending"]),
             cell(&endpoint["failed"]),
@@ -152,9 +190,10 @@ pub async fn endpoints_list(client: &AdminClient, json: bool) -> anyhow::Result<
             cell(&endpoint["url"]),
         ]
     });
-    Ok(render(
+    let mut out = render(
         &[
             "ID",
+            "TENANT",
             "STATE",
             "PENDING",
             "FAILED",
@@ -164,7 +203,9 @@ pub async fn endpoints_list(client: &AdminClient, json: bool) -> anyhow::Result<
             "URL",
         ],
         &rows,
-    ))
+    );
+    out.push_str(&more(&answer));
+    Ok(out)
 }
 
 /// What `hookd healthcheck` asks the sidecar.

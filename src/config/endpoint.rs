@@ -1,6 +1,6 @@
 //! A subscriber endpoint, checked: where to send, what, and how to sign.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use http::{HeaderName, HeaderValue, Uri};
 use time::OffsetDateTime;
@@ -13,15 +13,18 @@ use super::secret::{self, Secret};
 use crate::catalog::{Catalog, EventPattern};
 use crate::sign::StandardSigner;
 use crate::telemetry::trace_context::TRACEPARENT;
+use crate::tenant::Audience;
 
 /// One subscriber, ready to deliver to.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Endpoint {
     /// `[A-Za-z0-9_-]`, unique within the config.
     pub id: String,
     /// Absolute http or https URL.
     pub url: Uri,
     pub events: Vec<EventPattern>,
+    /// Whose events it may receive.
+    pub audience: Audience,
     pub secret: Secret,
     /// A disabled endpoint gets no new deliveries; its pending ones pause.
     pub enabled: bool,
@@ -34,9 +37,9 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Whether this endpoint gets a delivery of `event`.
-    pub fn subscribes_to(&self, event: &str) -> bool {
-        self.enabled && self.events.iter().any(|pattern| pattern.matches(event))
+    /// Whether this endpoint gets a delivery of `event` of `tenant`.
+    pub fn subscribes_to(&self, event: &str, tenant: Option<&str>) -> bool {
+        self.enabled && self.audience.admits(tenant) && self.events.iter().any(|pattern| pattern.matches(event))
     }
 
     /// Checks one `[[endpoints]]` entry, recording each problem under
@@ -57,6 +60,7 @@ impl Endpoint {
         for (n, text) in file.events.iter().enumerate() {
             events.extend(problems.check(format!("{}[{n}]", key("events")), EventPattern::parse(text, catalog)));
         }
+        let audience = problems.check(key("tenant"), Audience::parse(file.tenant.as_deref()));
         let secret = problems.check(key("secret"), secret::resolve(file.secret_source()));
         let mut headers = Vec::new();
         for (name, value) in &file.headers {
@@ -97,6 +101,7 @@ impl Endpoint {
             id: id?,
             url: url?,
             events,
+            audience: audience?,
             secret: secret?,
             enabled: file.enabled,
             headers,
@@ -106,15 +111,30 @@ impl Endpoint {
     }
 }
 
-/// Refuses duplicate ids across the endpoint list.
-pub fn check_unique_ids(endpoints: &[EndpointFile], problems: &mut Problems<'_>) {
-    let mut seen = HashSet::new();
-    for (index, endpoint) in endpoints.iter().enumerate() {
-        if !seen.insert(endpoint.id.as_str()) {
-            problems.add(
-                format!("endpoints[{index}].id"),
-                format!("duplicate endpoint id `{}`", endpoint.id),
-            );
+/// The endpoint ids seen so far, across the main file and every included
+/// one, with the file each came from: a second one is refused.
+#[derive(Default)]
+pub struct EndpointIds {
+    seen: HashMap<String, String>,
+}
+
+impl EndpointIds {
+    /// Checks the ids of `endpoints`, from `source`, against those seen.
+    pub fn check(&mut self, source: &str, endpoints: &[EndpointFile], problems: &mut Problems<'_>) {
+        for (index, endpoint) in endpoints.iter().enumerate() {
+            match self.seen.get(&endpoint.id) {
+                Some(first) => problems.add(
+                    format!("endpoints[{index}].id"),
+                    if first == source {
+                        format!("duplicate endpoint id `{}`", endpoint.id)
+                    } else {
+                        format!("duplicate endpoint id `{}` (also in {first})", endpoint.id)
+                    },
+                ),
+                None => {
+                    self.seen.insert(endpoint.id.clone(), source.to_owned());
+                }
+            }
         }
     }
 }

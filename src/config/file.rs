@@ -18,6 +18,9 @@ pub const REDACTED: &str = "<redacted>";
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     pub events: Vec<String>,
+    /// Globs of files with more `[[endpoints]]`, relative to this file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
     pub ingest: IngestFile,
     pub admin: AdminFile,
     pub storage: StorageFile,
@@ -79,6 +82,7 @@ pub struct TelemetryFile {
     pub otlp_endpoint: Option<String>,
     pub otlp_protocol: String,
     pub service_name: String,
+    pub per_endpoint_metrics: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -93,6 +97,9 @@ pub struct EndpointFile {
     pub secret_env: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_file: Option<String>,
+    /// A tenant id, or `"*"`; none: events without a tenant only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     #[serde(default = "default_true")]
     pub enabled: bool,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

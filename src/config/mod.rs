@@ -10,7 +10,9 @@ mod access;
 mod duration;
 mod endpoint;
 mod file;
+mod fleet;
 mod http_url;
+mod include;
 mod problems;
 mod secret;
 mod settings;
@@ -29,6 +31,8 @@ pub use access::Access;
 pub use duration::parse_duration;
 pub use endpoint::Endpoint;
 pub use file::{ConfigFile, REDACTED};
+pub use fleet::Fleet;
+pub use include::IncludedFile;
 pub use problems::{ConfigError, ConfigErrors};
 pub use secret::Secret;
 pub use settings::{
@@ -60,7 +64,8 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
             reason: format!("cannot read: {error}"),
         }]));
     }
-    let mut settings = from_figment(&layers(Some(path)))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut settings = from_figment_in(&layers(Some(path)), base)?;
     settings.source = Some(path.to_owned());
     Ok(settings)
 }
@@ -86,8 +91,21 @@ pub fn layers(file: Option<&Path>) -> Figment {
         ))
 }
 
-/// Extracts and checks the merged configuration.
+/// The files `include` globs match from `base`, or why they cannot be
+/// matched.
+pub fn included_files(base: &Path, globs: &[String]) -> Result<Vec<std::path::PathBuf>, String> {
+    include::matching_files(base, globs, "include").map_err(|errors| ConfigErrors(errors).to_string())
+}
+
+/// Extracts and checks the merged configuration; `include` globs are
+/// resolved from the current directory.
 pub fn from_figment(figment: &Figment) -> Result<Settings, ConfigErrors> {
+    from_figment_in(figment, Path::new("."))
+}
+
+/// Extracts and checks the merged configuration, with the files its
+/// `include` globs match from `base`.
+fn from_figment_in(figment: &Figment, base: &Path) -> Result<Settings, ConfigErrors> {
     let locate = |key: &str| source_of(figment, key);
     let file: ConfigFile = figment.extract().map_err(|error| {
         ConfigErrors(
@@ -97,7 +115,10 @@ pub fn from_figment(figment: &Figment) -> Result<Settings, ConfigErrors> {
                 .collect(),
         )
     })?;
-    Settings::from_file(file, &locate)
+    let included = include::matching_files(base, &file.include, &locate("include"))
+        .and_then(include::read_all)
+        .map_err(ConfigErrors)?;
+    Settings::from_file(file, included, &locate)
 }
 
 /// Turns one figment error into `SOURCE: KEY: REASON`.

@@ -81,6 +81,11 @@ impl<'a> Problems<'a> {
         }
     }
 
+    /// Takes the problems found in another source.
+    pub fn merge(&mut self, other: Problems<'_>) {
+        self.errors.extend(other.errors);
+    }
+
     pub fn finish(self) -> Result<(), ConfigErrors> {
         if self.errors.is_empty() {
             Ok(())

@@ -13,9 +13,11 @@ use ipnet::IpNet;
 
 use super::access::{Access, access};
 use super::duration::parse_duration;
-use super::endpoint::{Endpoint, check_unique_ids};
+use super::endpoint::{Endpoint, EndpointIds};
 use super::file::ConfigFile;
+use super::fleet::Fleet;
 use super::http_url::parse_http_url;
+use super::include::IncludedFile;
 use super::problems::{ConfigErrors, Locate, Problems};
 use crate::catalog::Catalog;
 
@@ -33,9 +35,12 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub delivery: DeliverySettings,
     pub telemetry: TelemetrySettings,
-    pub endpoints: Vec<Endpoint>,
+    /// The endpoints, indexed for routing.
+    pub endpoints: Fleet,
     /// The configuration as written, for `check-config` and the admin API.
     pub file: ConfigFile,
+    /// The files its `include` globs matched, as written.
+    pub included: Vec<IncludedFile>,
     /// The file it was loaded from, watched for changes; `None` when it
     /// came from elsewhere (a test's string).
     pub source: Option<PathBuf>,
@@ -97,6 +102,8 @@ pub struct TelemetrySettings {
     pub otlp_endpoint: Option<Uri>,
     pub otlp_protocol: OtlpProtocol,
     pub service_name: String,
+    /// Whether metrics carry an `endpoint` label.
+    pub per_endpoint_metrics: bool,
 }
 
 impl Settings {
@@ -114,6 +121,9 @@ impl Settings {
             keys.push("storage.path");
         }
         let (mine, theirs) = (&self.telemetry, &other.telemetry);
+        if mine.per_endpoint_metrics != theirs.per_endpoint_metrics {
+            keys.push("telemetry.per_endpoint_metrics");
+        }
         if mine.otlp_endpoint != theirs.otlp_endpoint
             || mine.otlp_protocol != theirs.otlp_protocol
             || mine.service_name != theirs.service_name
@@ -137,7 +147,8 @@ impl Settings {
     /// file. A change to one of them is a change to the config.
     pub fn referenced_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = Vec::new();
-        for endpoint in &self.file.endpoints {
+        let included = self.included.iter().flat_map(|file| &file.endpoints);
+        for endpoint in self.file.endpoints.iter().chain(included) {
             files.extend(endpoint.secret_file.as_deref().map(PathBuf::from));
             for previous in &endpoint.previous_secrets {
                 files.extend(previous.secret_file.as_deref().map(PathBuf::from));
@@ -147,8 +158,13 @@ impl Settings {
         files
     }
 
-    /// Checks `file`; `locate` names the source of a key for error messages.
-    pub fn from_file(file: ConfigFile, locate: Locate<'_>) -> Result<Settings, ConfigErrors> {
+    /// Checks `file` and the endpoints of the files it includes; `locate`
+    /// names the source of a key of `file` for error messages.
+    pub fn from_file(
+        file: ConfigFile,
+        included: Vec<IncludedFile>,
+        locate: Locate<'_>,
+    ) -> Result<Settings, ConfigErrors> {
         let mut problems = Problems::new(locate);
         let catalog = match Catalog::new(&file.events) {
             Ok(catalog) => Some(catalog),
@@ -164,24 +180,40 @@ impl Settings {
         let storage = storage_settings(&file, &mut problems);
         let delivery = delivery_settings(&file, &mut problems);
         let telemetry = telemetry_settings(&file, &mut problems);
-        check_unique_ids(&file.endpoints, &mut problems);
+        let mut ids = EndpointIds::default();
         let mut endpoints = Vec::new();
+        let main_source = locate("endpoints");
+        ids.check(&main_source, &file.endpoints, &mut problems);
         if let Some(catalog) = &catalog {
             for (index, endpoint) in file.endpoints.iter().enumerate() {
                 endpoints.extend(Endpoint::from_file(endpoint, index, catalog, &mut problems));
             }
         }
+        for included_file in &included {
+            let source = included_file.path.display().to_string();
+            let locate_here = |_: &str| source.clone();
+            let mut here = Problems::new(&locate_here);
+            ids.check(&source, &included_file.endpoints, &mut here);
+            if let Some(catalog) = &catalog {
+                for (index, endpoint) in included_file.endpoints.iter().enumerate() {
+                    endpoints.extend(Endpoint::from_file(endpoint, index, catalog, &mut here));
+                }
+            }
+            problems.merge(here);
+        }
         problems.finish()?;
         let unchecked = "every part was checked above";
+        let catalog = catalog.expect(unchecked);
         Ok(Settings {
-            catalog: catalog.expect(unchecked),
+            endpoints: Fleet::new(endpoints, &catalog),
+            catalog,
             ingest: ingest.expect(unchecked),
             admin: admin.expect(unchecked),
             storage: storage.expect(unchecked),
             delivery: delivery.expect(unchecked),
             telemetry: telemetry.expect(unchecked),
-            endpoints,
             file,
+            included,
             source: None,
         })
     }
@@ -354,6 +386,7 @@ fn telemetry_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<
         otlp_endpoint: otlp_endpoint?,
         otlp_protocol: otlp_protocol?,
         service_name: telemetry.service_name.clone(),
+        per_endpoint_metrics: telemetry.per_endpoint_metrics,
     })
 }
 

@@ -98,26 +98,41 @@ pub struct Outgoing {
 /// A delivery whose records the store cannot read is never retried every
 /// second: one whose event is missing or damaged fails at once with error
 /// kind `corrupt_record`; one whose own record is damaged leaves the queue
-/// ([`load`]).
+/// ([`load`]). One whose event the endpoint's tenant, as configured now,
+/// does not admit fails at once with `tenant_mismatch`.
 pub async fn attempt(
     context: &AttemptContext,
     stack: EndpointStack,
     permits: Permits,
     job: &Job,
 ) -> Result<Attempted, store::Error> {
-    match job {
-        Job::Fresh(fresh) => {
-            let outgoing = Outgoing {
-                event: fresh.event.clone(),
-                due_at: fresh.event.received_at,
+    let fresh;
+    let outgoing = match job {
+        Job::Fresh(handed_over) => {
+            fresh = Outgoing {
+                event: handed_over.event.clone(),
+                due_at: handed_over.event.received_at,
                 number: 1,
                 manual_retry: false,
             };
-            send(context, stack, permits, job.id(), &outgoing).await
+            &fresh
         }
-        Job::Stored { outgoing, .. } => send(context, stack, permits, job.id(), outgoing).await,
-        Job::Unsendable { outgoing, reason, .. } => fail_unsendable(context, job.id(), outgoing, reason).await,
+        Job::Stored { outgoing, .. } => outgoing,
+        Job::Unsendable { outgoing, reason, .. } => {
+            return fail_without_request(context, job.id(), outgoing, ErrorKind::CorruptRecord, reason).await;
+        }
+    };
+    let endpoint = &context.target.endpoint;
+    let tenant = outgoing.event.tenant.as_deref();
+    if !endpoint.audience.admits(tenant) {
+        let reason = format!(
+            "the endpoint's tenant ({}) does not admit events of tenant {}",
+            endpoint.audience,
+            tenant.unwrap_or("(none)")
+        );
+        return fail_without_request(context, job.id(), outgoing, ErrorKind::TenantMismatch, &reason).await;
     }
+    send(context, stack, permits, job.id(), outgoing).await
 }
 
 /// Reads a claimed delivery from `endpoint`'s queue (due at `due_at`) and
@@ -148,6 +163,7 @@ pub fn load(store: &Store, endpoint: &str, claim: Claim, due_at: u64) -> Result<
             event: delivery.event.clone(),
             body,
             traceparent,
+            tenant: delivery.tenant.clone(),
             received_at: delivery.created_at,
         }),
         due_at: delivery.next_attempt_at,
@@ -188,10 +204,11 @@ async fn send(
         traceparent: event.traceparent.as_deref(),
     };
     let Ok(request) = request::build(&context.target, &message, sent_at) else {
-        return fail_unsendable(
+        return fail_without_request(
             context,
             id,
             outgoing,
+            ErrorKind::CorruptRecord,
             "the stored event id or type is not a valid header value",
         )
         .await;
@@ -243,21 +260,30 @@ async fn send(
     record(context, id, outgoing.due_at, attempt, next, latency).await
 }
 
-/// Fails a delivery that cannot be sent because its stored records are
-/// missing or damaged: one attempt of kind `corrupt_record`, no request,
-/// the reason as its snippet.
-async fn fail_unsendable(
+/// Fails a delivery that must not or cannot be sent (its stored records
+/// are missing or damaged, or its tenant is not the endpoint's): one
+/// attempt of `kind`, no request, the reason as its snippet.
+async fn fail_without_request(
     context: &AttemptContext,
     id: &str,
     outgoing: &Outgoing,
+    kind: ErrorKind,
     reason: &str,
 ) -> Result<Attempted, store::Error> {
-    tracing::error!(endpoint = %context.target.endpoint.id, delivery = id, reason, "a delivery cannot be sent: it fails");
+    let endpoint = &context.target.endpoint;
+    tracing::error!(
+        endpoint = %endpoint.id,
+        tenant = endpoint.audience.as_written(),
+        delivery = id,
+        error_kind = kind.as_str(),
+        reason,
+        "a delivery is not sent: it fails"
+    );
     let attempt = AttemptRecord {
         n: outgoing.number,
         at: clock::now_ms(),
         status_code: None,
-        error_kind: Some(ErrorKind::CorruptRecord.as_str().to_owned()),
+        error_kind: Some(kind.as_str().to_owned()),
         latency_ms: 0,
         response_snippet: reason.to_owned(),
     };

@@ -47,6 +47,7 @@ impl Handoff {
                         event: event.event.clone(),
                         body: event.body.clone(),
                         traceparent: event.traceparent.clone(),
+                        tenant: event.tenant.clone(),
                         received_at: event.received_at,
                     }),
                     deliveries,

@@ -41,6 +41,8 @@ pub struct SendableEvent {
     /// The wire body, shared by every endpoint of the event.
     pub body: Bytes,
     pub traceparent: Option<String>,
+    /// The platform customer it belongs to.
+    pub tenant: Option<String>,
     /// When ingest stored it (ms): its fresh deliveries' due time.
     pub received_at: u64,
 }
@@ -284,6 +286,7 @@ mod tests {
             event: "payment.completed".into(),
             body: Bytes::from_static(body),
             traceparent: None,
+            tenant: None,
             received_at: 10,
         })
     }

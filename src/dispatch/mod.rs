@@ -33,7 +33,9 @@ mod resizable_semaphore;
 pub mod retry;
 mod worker;
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -50,12 +52,15 @@ use self::permits::GlobalLimit;
 use self::request::Target;
 use self::retry::RetryPolicy;
 use self::worker::Worker;
-use crate::config::Settings;
+use crate::config::{DeliverySettings, Endpoint, Settings};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-/// The running delivery side: one worker per enabled endpoint, rebuilt
-/// whole when the config changes.
+/// The running delivery side: one worker per enabled endpoint. A reload
+/// changes only what changed: an endpoint whose settings are the same keeps
+/// its worker (and so its connections and attempts in flight); one that
+/// changed gets a new worker; one removed or disabled loses its worker, and
+/// its deliveries wait.
 pub struct Dispatcher {
     store: Store,
     inboxes: Arc<Inboxes>,
@@ -63,18 +68,47 @@ pub struct Dispatcher {
     limits: Arc<Limits>,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
-    /// The workers of the config in force.
-    generation: Option<Generation>,
-    /// Attempts still in flight from the workers of earlier configs.
+    /// Where attempts may connect; changed in place on reload.
+    policy: Arc<RwLock<DestinationPolicy>>,
+    /// The outbound client, and what it was built from.
+    client: Option<(ClientInputs, HttpClient)>,
+    /// Bumped each time the client is rebuilt: a worker on an older client
+    /// is replaced.
+    client_generation: u64,
+    /// The running workers, by endpoint id.
+    workers: HashMap<String, RunningWorker>,
+    /// Attempts still in flight from workers that were replaced or stopped.
     retiring: Vec<JoinSet<()>>,
     /// `delivery.concurrency`: one limit for the dispatcher's life, shared
     /// by the attempts of every config, resized on reload.
     global: Arc<GlobalLimit>,
 }
 
-struct Generation {
+/// What the outbound client is built from: a change rebuilds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ClientInputs {
+    ca_file: Option<PathBuf>,
+    /// The CA file's bytes, so a renewed CA applies on reload.
+    ca_pem: Option<Vec<u8>>,
+    idle_per_host: usize,
+}
+
+/// Everything a worker is built from: a worker whose spec is unchanged by a
+/// reload keeps running.
+#[derive(Debug, Clone, PartialEq)]
+struct WorkerSpec {
+    endpoint: Endpoint,
+    timeout: Duration,
+    endpoint_concurrency: usize,
+    retry: RetryPolicy,
+    client_generation: u64,
+}
+
+struct RunningWorker {
+    spec: WorkerSpec,
     stop: watch::Sender<bool>,
-    workers: Vec<(String, JoinHandle<JoinSet<()>>)>,
+    /// Ends with the attempts still in flight.
+    task: JoinHandle<JoinSet<()>>,
 }
 
 impl Dispatcher {
@@ -96,7 +130,10 @@ impl Dispatcher {
             limits,
             health,
             metrics,
-            generation: None,
+            policy: Arc::new(RwLock::new(destination_policy(&settings.delivery))),
+            client: None,
+            client_generation: 0,
+            workers: HashMap::new(),
             retiring: Vec::new(),
             global: Arc::new(GlobalLimit::new(settings.delivery.concurrency)),
         };
@@ -104,57 +141,104 @@ impl Dispatcher {
         Ok(dispatcher)
     }
 
-    /// Switches to `settings`: the workers of the old config stop starting
-    /// attempts (theirs in flight finish), and new ones start for every
-    /// enabled endpoint, with the new URLs, secrets, limits and schedule.
-    /// Removed and disabled endpoints get no worker: their deliveries wait.
+    /// Switches to `settings`. Workers whose endpoint and delivery settings
+    /// are unchanged keep running; the others stop starting attempts (theirs
+    /// in flight finish) and, for every enabled endpoint, a new one starts
+    /// with the new URL, secret, limits and schedule. Removed and disabled
+    /// endpoints get no worker: their deliveries wait.
     pub async fn apply(&mut self, settings: &Settings) -> Result<(), ClientError> {
         let delivery = &settings.delivery;
-        let policy = Arc::new(RwLock::new(DestinationPolicy {
-            allow_private_networks: delivery.allow_private_networks,
-            allowed_networks: delivery.allowed_networks.clone(),
-        }));
-        let client: HttpClient = http_client(policy, delivery.ca_file.as_deref(), delivery.endpoint_concurrency)?;
-        self.retire().await;
+        let client = self.client_for(delivery)?;
+        *self.policy.write().unwrap_or_else(PoisonError::into_inner) = destination_policy(delivery);
         self.global.resize(delivery.concurrency);
         let retry = RetryPolicy {
             schedule: delivery.retry_schedule.clone(),
             jitter: delivery.retry_jitter,
         };
-        let (stop, stopped) = watch::channel(false);
-        let mut workers = Vec::new();
-        for endpoint in settings.endpoints.iter().filter(|endpoint| endpoint.enabled) {
-            let limits = self.limits.of(&endpoint.id, delivery.endpoint_concurrency);
-            let worker = Worker {
-                endpoint: endpoint.id.clone(),
-                stack: endpoint_stack(client.clone(), delivery.timeout),
-                limits,
-                global: self.global.clone(),
-                context: Arc::new(AttemptContext {
-                    store: self.store.clone(),
-                    target: Arc::new(Target::new(endpoint.clone())),
+        let mut wanted: HashMap<&str, WorkerSpec> = settings
+            .endpoints
+            .iter()
+            .filter(|endpoint| endpoint.enabled)
+            .map(|endpoint| {
+                let spec = WorkerSpec {
+                    endpoint: endpoint.clone(),
+                    timeout: delivery.timeout,
+                    endpoint_concurrency: delivery.endpoint_concurrency,
                     retry: retry.clone(),
-                    health: self.health.of_endpoint(&endpoint.id),
-                    metrics: self.metrics.clone(),
-                }),
-                inbox: self.inboxes.get(&endpoint.id),
-                paused: self.pauses.watch(),
-            };
-            workers.push((endpoint.id.clone(), tokio::spawn(worker.run(stopped.clone()))));
+                    client_generation: self.client_generation,
+                };
+                (endpoint.id.as_str(), spec)
+            })
+            .collect();
+        let outdated: Vec<String> = self
+            .workers
+            .iter()
+            .filter(|(id, running)| wanted.get(id.as_str()) != Some(&running.spec))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let stopping: Vec<(String, RunningWorker)> = outdated
+            .into_iter()
+            .filter_map(|id| self.workers.remove_entry(&id))
+            .collect();
+        self.retire(stopping).await;
+        wanted.retain(|id, _| !self.workers.contains_key(*id));
+        for (id, spec) in wanted {
+            let worker = self.worker(spec.clone(), &client);
+            let (stop, stopped) = watch::channel(false);
+            let task = tokio::spawn(worker.run(stopped));
+            self.workers.insert(id.to_owned(), RunningWorker { spec, stop, task });
         }
-        self.generation = Some(Generation { stop, workers });
         Ok(())
     }
 
-    /// Stops the current workers and keeps their attempts in flight.
-    async fn retire(&mut self) {
-        if let Some(generation) = self.generation.take() {
-            let _ = generation.stop.send(true);
-            for (endpoint, worker) in generation.workers {
-                match worker.await {
-                    Ok(attempts) => self.retiring.push(attempts),
-                    Err(error) => tracing::error!(%endpoint, %error, "a delivery worker panicked"),
-                }
+    /// The client for `delivery`: the one in use, unless what it is built
+    /// from changed.
+    fn client_for(&mut self, delivery: &DeliverySettings) -> Result<HttpClient, ClientError> {
+        let inputs = ClientInputs {
+            ca_file: delivery.ca_file.clone(),
+            ca_pem: delivery.ca_file.as_deref().and_then(|path| std::fs::read(path).ok()),
+            idle_per_host: delivery.endpoint_concurrency,
+        };
+        if let Some((built_from, client)) = &self.client
+            && *built_from == inputs
+        {
+            return Ok(client.clone());
+        }
+        let client = http_client(self.policy.clone(), inputs.ca_file.as_deref(), inputs.idle_per_host)?;
+        self.client = Some((inputs, client.clone()));
+        self.client_generation += 1;
+        Ok(client)
+    }
+
+    fn worker(&self, spec: WorkerSpec, client: &HttpClient) -> Worker {
+        let endpoint = spec.endpoint;
+        Worker {
+            endpoint: endpoint.id.clone(),
+            stack: endpoint_stack(client.clone(), spec.timeout),
+            limits: self.limits.of(&endpoint.id, spec.endpoint_concurrency),
+            global: self.global.clone(),
+            context: Arc::new(AttemptContext {
+                store: self.store.clone(),
+                health: self.health.of_endpoint(&endpoint.id),
+                target: Arc::new(Target::new(endpoint.clone())),
+                retry: spec.retry,
+                metrics: self.metrics.clone(),
+            }),
+            inbox: self.inboxes.get(&endpoint.id),
+            paused: self.pauses.watch(),
+        }
+    }
+
+    /// Stops `workers` and keeps their attempts in flight; forgets the
+    /// attempts of earlier ones that have finished.
+    async fn retire(&mut self, workers: Vec<(String, RunningWorker)>) {
+        for (_, worker) in &workers {
+            let _ = worker.stop.send(true);
+        }
+        for (endpoint, worker) in workers {
+            match worker.task.await {
+                Ok(attempts) => self.retiring.push(attempts),
+                Err(error) => tracing::error!(%endpoint, %error, "a delivery worker panicked"),
             }
         }
         for attempts in &mut self.retiring {
@@ -167,7 +251,8 @@ impl Dispatcher {
     /// `grace`, then cuts off the rest (they are sent again after restart:
     /// their outcome was never recorded).
     pub async fn shutdown(mut self, grace: Duration) {
-        self.retire().await;
+        let workers: Vec<(String, RunningWorker)> = self.workers.drain().collect();
+        self.retire(workers).await;
         let mut in_flight = std::mem::take(&mut self.retiring);
         let waiting: usize = in_flight.iter().map(JoinSet::len).sum();
         if waiting > 0 {
@@ -185,5 +270,12 @@ impl Dispatcher {
                 "shutdown grace over; cutting off attempts, they are sent again after restart"
             );
         }
+    }
+}
+
+fn destination_policy(delivery: &DeliverySettings) -> DestinationPolicy {
+    DestinationPolicy {
+        allow_private_networks: delivery.allow_private_networks,
+        allowed_networks: delivery.allowed_networks.clone(),
     }
 }

@@ -34,6 +34,9 @@ pub enum ErrorKind {
     /// The delivery's event is missing from the store, or its record cannot
     /// be read: nothing can be sent, now or later.
     CorruptRecord,
+    /// The endpoint's tenant, as configured now, no longer admits the
+    /// event (SPEC section 4, "Tenants"): no request is sent.
+    TenantMismatch,
 }
 
 impl ErrorKind {
@@ -49,6 +52,7 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::Expired => "expired",
             ErrorKind::CorruptRecord => "corrupt_record",
+            ErrorKind::TenantMismatch => "tenant_mismatch",
         }
     }
 

@@ -154,6 +154,7 @@ mod tests {
             event_id: "evt_1".into(),
             endpoint: endpoint.into(),
             event: "payment.completed".into(),
+            tenant: None,
             status,
             attempt_count: 0,
             next_attempt_at: 0,

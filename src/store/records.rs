@@ -34,6 +34,10 @@ pub struct EventMeta {
     /// The W3C trace context the app sent, so every attempt joins its trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// The platform customer it belongs to (absent in stores written
+    /// before tenants: those events have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 impl EventRecord {
@@ -103,6 +107,10 @@ pub struct DeliveryRecord {
     pub endpoint: String,
     /// The event type, kept here so listings need not read the event.
     pub event: String,
+    /// The event's tenant, kept here for listings and for the check
+    /// before each attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     pub status: DeliveryStatus,
     /// Attempts made so far (recorded outcomes).
     pub attempt_count: u32,
@@ -158,6 +166,7 @@ mod tests {
                 data_start: range.start,
                 data_end: range.end,
                 traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+                tenant: Some("acme".into()),
             },
             body,
         };

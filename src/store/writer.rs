@@ -49,6 +49,8 @@ pub struct NewEvent {
     pub created_at: String,
     /// The app gave `created_at`, so a resubmission must match it.
     pub created_at_given: bool,
+    /// The platform customer it belongs to.
+    pub tenant: Option<String>,
     /// The wire body subscribers receive; shared with the hand-over to
     /// the workers.
     pub body: Bytes,
@@ -308,6 +310,7 @@ fn decide(db: &DB, in_group: &HashMap<&str, &NewEvent>, events: &[NewEvent]) -> 
                 needs_write = true;
                 Some(Stored {
                     event: original.event.clone(),
+                    tenant: original.tenant.clone(),
                     data: original.body[original.data.clone()].to_vec(),
                     created_at: original.created_at.clone(),
                     deliveries: delivery_count(original),
@@ -347,20 +350,22 @@ fn decide(db: &DB, in_group: &HashMap<&str, &NewEvent>, events: &[NewEvent]) -> 
 /// What a resubmission is compared with.
 struct Stored {
     event: String,
+    tenant: Option<String>,
     data: Vec<u8>,
     created_at: String,
     deliveries: u32,
 }
 
 impl Stored {
-    /// Same type, byte-identical `data`, and the same `created_at` if the
-    /// resubmission gives one (compared as instants).
+    /// Same type and tenant, byte-identical `data`, and the same
+    /// `created_at` if the resubmission gives one (compared as instants).
     fn matches(&self, event: &NewEvent) -> bool {
         let same_time = || {
             let parse = |text: &str| OffsetDateTime::parse(text, &Rfc3339).ok();
             parse(&self.created_at).is_some() && parse(&self.created_at) == parse(&event.created_at)
         };
         self.event == event.event
+            && self.tenant == event.tenant
             && self.data == event.body[event.data.clone()]
             && (!event.created_at_given || same_time())
     }
@@ -374,6 +379,7 @@ fn stored(db: &DB, id: &str) -> Result<Option<Stored>, Error> {
     Ok(Some(Stored {
         data: record.data().to_vec(),
         event: record.meta.event,
+        tenant: record.meta.tenant,
         created_at: record.meta.created_at,
         deliveries: record.meta.deliveries,
     }))
@@ -408,6 +414,7 @@ fn add_event(write: &mut Undoable<'_>, event: &NewEvent) {
         data_start: event.data.start,
         data_end: event.data.end,
         traceparent: event.traceparent.clone(),
+        tenant: event.tenant.clone(),
     };
     write.put(cf::EVENTS, &event.id, EventRecord::encode_parts(&meta, &event.body));
     for endpoint in &event.endpoints {
@@ -416,6 +423,7 @@ fn add_event(write: &mut Undoable<'_>, event: &NewEvent) {
             event_id: event.id.clone(),
             endpoint: endpoint.clone(),
             event: event.event.clone(),
+            tenant: event.tenant.clone(),
             status: DeliveryStatus::Pending,
             attempt_count: 0,
             next_attempt_at: event.received_at,

@@ -533,6 +533,67 @@ fn every_problem_is_reported_at_once() {
 }
 
 #[test]
+fn problems_in_included_files_name_the_included_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let included = dir.path().join("endpoints.d");
+    std::fs::create_dir(&included).unwrap();
+    let main = write_config(
+        dir.path(),
+        "hookd.toml",
+        &format!("include = [\"endpoints.d/*.toml\", \"endpoints.d/*.yaml\", \"empty.d/*.toml\"]\n{ONE_ENDPOINT}"),
+    );
+    std::fs::write(
+        included.join("acme.toml"),
+        "[[endpoints]]\nid = \"acme-crm\"\ntenant = \"acme corp\"\nurl = \"https://acme.example\"\nevents = [\"payment.*\"]\nsecret = \"s\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        included.join("globex.yaml"),
+        "endpoints:\n  - id: crm\n    url: https://globex.example\n    events: [\"payment.*\"]\n    secret: s\n",
+    )
+    .unwrap();
+    let output = check_config(&main, &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let acme = included.join("acme.toml").display().to_string();
+    let globex = included.join("globex.yaml").display().to_string();
+    assert!(
+        stderr.contains(&format!("{acme}: endpoints[0].tenant: `acme corp` is not a tenant id")),
+        "{stderr}"
+    );
+    let duplicate = stderr
+        .lines()
+        .find(|line| {
+            line.starts_with(&format!(
+                "{globex}: endpoints[0].id: duplicate endpoint id `crm` (also in "
+            ))
+        })
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(duplicate.ends_with("hookd.toml)"), "{duplicate}");
+
+    // Fixed, the included endpoints are part of the config; the glob that
+    // matches nothing is no error.
+    std::fs::write(
+        included.join("acme.toml"),
+        "[[endpoints]]\nid = \"acme-crm\"\ntenant = \"acme\"\nurl = \"https://acme.example\"\nevents = [\"payment.*\"]\nsecret = \"s\"\n",
+    )
+    .unwrap();
+    std::fs::remove_file(included.join("globex.yaml")).unwrap();
+    let output = check_config(&main, &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // An included file may hold nothing but endpoints.
+    std::fs::write(included.join("bad.toml"), "[delivery]\ntimeout = \"1s\"\n").unwrap();
+    let output = check_config(&main, &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let bad = included.join("bad.toml").display().to_string();
+    assert!(
+        stderr.contains(&bad) && stderr.contains("unknown key `delivery`"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_missing_file_is_a_config_error() {
     let output = check_config(Path::new("/nonexistent/hookd.toml"), &[]);
     assert_eq!(output.status.code(), Some(2));

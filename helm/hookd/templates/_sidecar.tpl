@@ -65,6 +65,11 @@ The app posts events to http://127.0.0.1:8787/v1/events.
       mountPath: {{ $v.endpointSecrets.mountPath }}
       readOnly: true
     {{- end }}
+    {{- if include "hookd.endpointFiles.enabled" $v }}
+    - name: hookd-endpoint-files
+      mountPath: {{ $v.endpointFiles.mountPath }}
+      readOnly: true
+    {{- end }}
   # Opening a large store after a crash replays its log: give it time.
   startupProbe:
     exec:
@@ -103,6 +108,36 @@ The app posts events to http://127.0.0.1:8787/v1/events.
   secret:
     secretName: {{ .values.endpointSecrets.existingSecret }}
 {{- end }}
+{{- with .values.endpointFiles }}
+{{- if .volume }}
+- name: hookd-endpoint-files
+  {{- toYaml .volume | nindent 2 }}
+{{- else if .configMaps }}
+- name: hookd-endpoint-files
+  projected:
+    sources:
+      {{- range .configMaps }}
+      - configMap:
+          name: {{ . }}
+      {{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when endpoint files are mounted (given the hookd values). */}}
+{{- define "hookd.endpointFiles.enabled" -}}
+{{- if or .endpointFiles.volume .endpointFiles.configMaps }}true{{ end }}
+{{- end }}
+
+{{/* hookd's config as YAML, with the include globs of the endpoint files. */}}
+{{- define "hookd.config" -}}
+{{- $config := deepCopy .config -}}
+{{- if include "hookd.endpointFiles.enabled" . }}
+{{- $dir := .endpointFiles.mountPath }}
+{{- $globs := list (printf "%s/*.toml" $dir) (printf "%s/*.yaml" $dir) (printf "%s/*.yml" $dir) }}
+{{- $_ := set $config "include" (concat (default list $config.include) $globs) }}
+{{- end }}
+{{- toYaml $config }}
 {{- end }}
 
 {{- define "hookd.volumeClaimTemplate" -}}

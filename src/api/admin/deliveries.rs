@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::blocking;
+use super::page_size::page_size;
 use super::views::{AttemptView, DeliveryDetail, DeliveryView, shown_status};
 use crate::api::AppState;
 use crate::api::error::{ApiError, code};
@@ -16,8 +17,6 @@ use crate::api::extract::{Path, Query};
 use crate::clock;
 use crate::store::RetryError;
 
-const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 1000;
 /// Deliveries one listing reads at most. A sparse filter over a large store
 /// answers with what it found so far and a cursor to go on from.
 const SCAN_BUDGET: usize = 20_000;
@@ -29,6 +28,8 @@ pub struct ListQuery {
     status: Option<String>,
     endpoint: Option<String>,
     event: Option<String>,
+    /// Empty: deliveries of events without a tenant.
+    tenant: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
@@ -37,14 +38,7 @@ pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let limit = match query.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-            .ok_or_else(|| ApiError::invalid_field(format!("`limit` must be a number from 1 to {MAX_LIMIT}")))?,
-    };
+    let limit = page_size(query.limit.as_deref())?;
     if let Some(status) = query.status.as_deref()
         && !STATUSES.contains(&status)
     {
@@ -70,7 +64,11 @@ pub async fn list(
             let status = shown_status(&record, &settings, &pauses);
             let wanted = query.status.as_deref().is_none_or(|wanted| wanted == status)
                 && query.endpoint.as_deref().is_none_or(|wanted| wanted == record.endpoint)
-                && query.event.as_deref().is_none_or(|wanted| wanted == record.event);
+                && query.event.as_deref().is_none_or(|wanted| wanted == record.event)
+                && query
+                    .tenant
+                    .as_deref()
+                    .is_none_or(|wanted| record.tenant.as_deref().unwrap_or_default() == wanted);
             if wanted {
                 data.push(DeliveryView::new(id, &record, status));
             }

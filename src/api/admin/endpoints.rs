@@ -11,27 +11,65 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::blocking;
+use super::page_size::page_size;
 use super::views::EndpointView;
 use crate::api::AppState;
 use crate::api::error::ApiError;
-use crate::api::extract::Path;
+use crate::api::extract::{Path, Query};
 use crate::api::json_body::read_json_body;
 use crate::catalog::TEST_EVENT;
 use crate::clock;
 use crate::config::Endpoint;
 use crate::event::{format_received_at, generate_event_id, wire_body};
 use crate::store::NewEvent;
+use crate::tenant::Audience;
 
 /// The largest body the admin POSTs take.
 const MAX_ADMIN_BODY: usize = 64 * 1024;
 
-pub async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// A tenant id; `*`: the endpoints for every tenant; empty: those
+    /// without a tenant.
+    tenant: Option<String>,
+    /// Part of the id.
+    q: Option<String>,
+    limit: Option<String>,
+    /// The last id of the previous page.
+    cursor: Option<String>,
+}
+
+/// The endpoints sorted by id, a page at a time, filtered by tenant and
+/// by part of the id.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let limit = page_size(query.limit.as_deref())?;
+    let audience = match query.tenant.as_deref() {
+        None => None,
+        Some("") => Some(Audience::Untenanted),
+        Some(written) => Some(
+            Audience::parse(Some(written)).map_err(|reason| ApiError::invalid_field(format!("`tenant`: {reason}")))?,
+        ),
+    };
     let settings = state.settings();
-    let mut views = Vec::with_capacity(settings.endpoints.len());
-    for endpoint in &settings.endpoints {
-        views.push(view(&state, endpoint));
-    }
-    Ok(Json(json!({ "data": views })))
+    let mut matching = settings
+        .endpoints
+        .sorted_after(query.cursor.as_deref())
+        .filter(|endpoint| audience.as_ref().is_none_or(|wanted| *wanted == endpoint.audience))
+        .filter(|endpoint| query.q.as_deref().is_none_or(|part| endpoint.id.contains(part)));
+    let page: Vec<EndpointView> = matching
+        .by_ref()
+        .take(limit)
+        .map(|endpoint| view(&state, endpoint))
+        .collect();
+    let next_cursor = match page.last() {
+        Some(last) if matching.next().is_some() => Some(last.id.clone()),
+        _ => None,
+    };
+    Ok(Json(json!({ "data": page, "next_cursor": next_cursor })))
 }
 
 pub async fn pause(state: State<AppState>, id: Path<String>) -> Result<impl IntoResponse, ApiError> {
@@ -110,6 +148,12 @@ pub async fn test(State(state): State<AppState>, Path(id): Path<String>) -> Resu
         event: TEST_EVENT.to_owned(),
         created_at,
         created_at_given: false,
+        // The ping belongs to the endpoint's own tenant, so the check
+        // before each attempt admits it.
+        tenant: match &endpoint.audience {
+            Audience::Tenant(id) => Some(id.clone()),
+            Audience::Everyone | Audience::Untenanted => None,
+        },
         body: body.into(),
         data: data_range,
         traceparent: None,
@@ -126,8 +170,7 @@ fn find(state: &AppState, id: &str) -> Result<Endpoint, ApiError> {
     state
         .settings()
         .endpoints
-        .iter()
-        .find(|endpoint| endpoint.id == id)
+        .get(id)
         .cloned()
         .ok_or_else(|| ApiError::no_such("endpoint", id))
 }

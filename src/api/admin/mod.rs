@@ -8,6 +8,7 @@ mod deliveries;
 mod endpoints;
 mod guard;
 mod health;
+mod page_size;
 mod views;
 
 use axum::Router;

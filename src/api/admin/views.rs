@@ -12,6 +12,8 @@ use crate::store::{AttemptRecord, DeliveryRecord, DeliveryStatus};
 #[derive(Serialize)]
 pub struct EndpointView {
     pub id: String,
+    /// A tenant id, `"*"`, or null.
+    pub tenant: Option<String>,
     pub url: String,
     pub events: Vec<String>,
     pub enabled: bool,
@@ -45,6 +47,7 @@ impl EndpointView {
         let (success_rate_1h, last) = state.health.of(&endpoint.id, clock::now_ms());
         EndpointView {
             id: endpoint.id.clone(),
+            tenant: endpoint.audience.as_written().map(str::to_owned),
             url: endpoint.url.to_string(),
             events: endpoint.events.iter().map(ToString::to_string).collect(),
             enabled: endpoint.enabled,
@@ -63,6 +66,7 @@ pub struct DeliveryView {
     pub id: String,
     pub event_id: String,
     pub event: String,
+    pub tenant: Option<String>,
     pub endpoint: String,
     pub status: &'static str,
     pub attempt_count: u32,
@@ -77,6 +81,7 @@ impl DeliveryView {
             id: id.to_owned(),
             event_id: record.event_id.clone(),
             event: record.event.clone(),
+            tenant: record.tenant.clone(),
             endpoint: record.endpoint.clone(),
             status,
             attempt_count: record.attempt_count,
@@ -128,8 +133,8 @@ pub fn shown_status(record: &DeliveryRecord, settings: &Settings, pauses: &Pause
         DeliveryStatus::Pending => {
             let enabled = settings
                 .endpoints
-                .iter()
-                .any(|endpoint| endpoint.id == record.endpoint && endpoint.enabled);
+                .get(&record.endpoint)
+                .is_some_and(|endpoint| endpoint.enabled);
             if enabled && !pauses.is_paused(&record.endpoint) {
                 "pending"
             } else {

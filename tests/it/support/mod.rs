@@ -87,6 +87,7 @@ pub fn stored_event(id: &str, endpoints: &[&str], received_at: u64) -> hookd::st
         event: "payment.completed".to_owned(),
         created_at: "2025-03-20T10:30:00Z".to_owned(),
         created_at_given: true,
+        tenant: None,
         body: body.into(),
         data,
         traceparent: None,

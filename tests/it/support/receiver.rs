@@ -2,12 +2,13 @@
 //! the test scripts it (status, headers, body, delay).
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
@@ -15,6 +16,9 @@ use axum::response::{IntoResponse, Response};
 #[derive(Debug, Clone)]
 pub struct Received {
     pub at: Instant,
+    /// The address hookd's connection came from: the same for requests
+    /// on one kept-alive connection.
+    pub peer: SocketAddr,
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -98,7 +102,9 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                .await
+                .unwrap();
         });
         Receiver { base, inner, task }
     }
@@ -155,7 +161,13 @@ impl Drop for Receiver {
     }
 }
 
-async fn record(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn record(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let reply = {
         let mut inner = inner.lock().unwrap();
         let unscripted = if rand::random_bool(inner.fail_share) {
@@ -166,6 +178,7 @@ async fn record(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: Heade
         let reply = inner.script.pop_front().unwrap_or(unscripted);
         inner.received.push(Received {
             at: Instant::now(),
+            peer,
             path: uri.path().to_owned(),
             headers,
             body,

@@ -22,7 +22,15 @@ pub struct Sidecar {
 impl Sidecar {
     /// Starts hookd with the test config plus `extra` TOML.
     pub async fn start(extra: &str) -> Sidecar {
+        Sidecar::start_with(extra, |_| {}).await
+    }
+
+    /// Starts hookd with the test config plus `extra` TOML, after
+    /// `prepare` has written what else the config needs into its
+    /// directory (included files, say).
+    pub async fn start_with(extra: &str, prepare: impl FnOnce(&std::path::Path)) -> Sidecar {
         let dir = tempfile::tempdir().expect("temp dir");
+        prepare(dir.path());
         let config_path = dir.path().join("hookd.toml");
         std::fs::write(&config_path, test_config(&dir.path().join("data"), extra)).expect("writing the config");
         Sidecar::start_in(dir).await
@@ -33,6 +41,11 @@ impl Sidecar {
     pub fn rewrite_config(&self, extra: &str) {
         let config = test_config(&self._dir.path().join("data"), extra);
         std::fs::write(self._dir.path().join("hookd.toml"), config).expect("writing the config");
+    }
+
+    /// The directory of the config file, where included files go.
+    pub fn config_dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     /// Writes raw text as the config file.
