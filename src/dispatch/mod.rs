@@ -35,7 +35,7 @@ mod worker;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -68,8 +68,6 @@ pub struct Dispatcher {
     limits: Arc<Limits>,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
-    /// Where attempts may connect; changed in place on reload.
-    policy: Arc<RwLock<DestinationPolicy>>,
     /// The outbound client, and what it was built from.
     client: Option<(ClientInputs, HttpClient)>,
     /// Bumped each time the client is rebuilt: a worker on an older client
@@ -84,9 +82,12 @@ pub struct Dispatcher {
     global: Arc<GlobalLimit>,
 }
 
-/// What the outbound client is built from: a change rebuilds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the outbound client is built from: a change rebuilds it (a new
+/// destination policy too, so no kept connection outlives the rules it was
+/// opened under).
+#[derive(Debug, Clone, PartialEq)]
 struct ClientInputs {
+    policy: DestinationPolicy,
     ca_file: Option<PathBuf>,
     /// The CA file's bytes, so a renewed CA applies on reload.
     ca_pem: Option<Vec<u8>>,
@@ -130,7 +131,6 @@ impl Dispatcher {
             limits,
             health,
             metrics,
-            policy: Arc::new(RwLock::new(destination_policy(&settings.delivery))),
             client: None,
             client_generation: 0,
             workers: HashMap::new(),
@@ -149,7 +149,6 @@ impl Dispatcher {
     pub async fn apply(&mut self, settings: &Settings) -> Result<(), ClientError> {
         let delivery = &settings.delivery;
         let client = self.client_for(delivery)?;
-        *self.policy.write().unwrap_or_else(PoisonError::into_inner) = destination_policy(delivery);
         self.global.resize(delivery.concurrency);
         let retry = RetryPolicy {
             schedule: delivery.retry_schedule.clone(),
@@ -195,6 +194,10 @@ impl Dispatcher {
     /// from changed.
     fn client_for(&mut self, delivery: &DeliverySettings) -> Result<HttpClient, ClientError> {
         let inputs = ClientInputs {
+            policy: DestinationPolicy {
+                allow_private_networks: delivery.allow_private_networks,
+                allowed_networks: delivery.allowed_networks.clone(),
+            },
             ca_file: delivery.ca_file.clone(),
             ca_pem: delivery.ca_file.as_deref().and_then(|path| std::fs::read(path).ok()),
             idle_per_host: delivery.endpoint_concurrency,
@@ -204,7 +207,8 @@ impl Dispatcher {
         {
             return Ok(client.clone());
         }
-        let client = http_client(self.policy.clone(), inputs.ca_file.as_deref(), inputs.idle_per_host)?;
+        let policy = Arc::new(RwLock::new(inputs.policy.clone()));
+        let client = http_client(policy, inputs.ca_file.as_deref(), inputs.idle_per_host)?;
         self.client = Some((inputs, client.clone()));
         self.client_generation += 1;
         Ok(client)
@@ -270,12 +274,5 @@ impl Dispatcher {
                 "shutdown grace over; cutting off attempts, they are sent again after restart"
             );
         }
-    }
-}
-
-fn destination_policy(delivery: &DeliverySettings) -> DestinationPolicy {
-    DestinationPolicy {
-        allow_private_networks: delivery.allow_private_networks,
-        allowed_networks: delivery.allowed_networks.clone(),
     }
 }
