@@ -212,7 +212,7 @@ impl Metrics {
         let now = clock::now_ms();
         let mut oldest: Option<u64> = None;
         let mut all_pending = 0usize;
-        for endpoint in &settings.endpoints {
+        for endpoint in settings.endpoints.iter() {
             let pending = store.pending_count(&endpoint.id);
             all_pending = all_pending.saturating_add(pending);
             if self.per_endpoint {

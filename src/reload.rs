@@ -85,8 +85,11 @@ impl Reloader {
                     break;
                 }
                 () = tokio::time::sleep(POLL) => {
-                    let current = self.settings.borrow().clone();
-                    if fingerprint(&self.path, &current) != self.fingerprint {
+                    let (path, current) = (self.path.clone(), self.settings.borrow().clone());
+                    // Thousands of included files are thousands of stats:
+                    // off the async threads.
+                    let now = tokio::task::spawn_blocking(move || fingerprint(&path, &current)).await;
+                    if now.is_ok_and(|now| now != self.fingerprint) {
                         tracing::info!(path = %self.path.display(), "the config changed: reloading");
                         break;
                     }
@@ -147,7 +150,7 @@ impl Reloader {
 /// `include` globs match now.
 fn fingerprint(path: &Path, settings: &Settings) -> u64 {
     let mut hasher = DefaultHasher::new();
-    for file in std::iter::once(path.to_owned()).chain(settings.referenced_files()) {
+    for file in std::iter::once(path.to_owned()).chain(settings.referenced_files.iter().cloned()) {
         file.hash(&mut hasher);
         match std::fs::read(&file) {
             Ok(bytes) => bytes.hash(&mut hasher),

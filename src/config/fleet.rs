@@ -2,12 +2,18 @@
 //!
 //! Routing an event asks which enabled endpoints subscribe to its type and
 //! admit its tenant (SPEC section 4). With thousands of endpoints that must
-//! not look at every one of them: the index is built once per config, by
-//! audience (a tenant, `"*"`, or none) and then by event name (each pattern
-//! expanded over the catalog), so an event's routing costs what the
-//! endpoints that get it cost.
+//! not look at every one of them: the index is built once per config. An
+//! event of a tenant looks only at that tenant's endpoints (a customer has
+//! a few); the endpoints for every tenant (`"*"`) and those without one are
+//! indexed by event name (each pattern expanded over the catalog), since
+//! either group can be large. So an event's routing costs what its
+//! tenant's endpoints and the endpoints that get it cost, not the fleet.
+//!
+//! Endpoints are shared (`Arc`) with the workers that deliver to them, so
+//! a fleet is held once in memory.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::endpoint::Endpoint;
 use crate::catalog::Catalog;
@@ -20,12 +26,13 @@ type ByEvent = HashMap<String, Vec<usize>>;
 #[derive(Debug, Clone, Default)]
 pub struct Fleet {
     /// In the config's order.
-    endpoints: Vec<Endpoint>,
+    endpoints: Vec<Arc<Endpoint>>,
     by_id: HashMap<String, usize>,
     /// Positions in `endpoints`, sorted by id.
     sorted: Vec<usize>,
-    /// Enabled endpoints with `tenant = "acme"`, by tenant.
-    by_tenant: HashMap<String, ByEvent>,
+    /// Enabled endpoints with `tenant = "acme"`, by tenant, as positions
+    /// in `endpoints` (ascending).
+    by_tenant: HashMap<String, Vec<usize>>,
     /// Enabled endpoints with `tenant = "*"`.
     everyone: ByEvent,
     /// Enabled endpoints without a tenant.
@@ -47,7 +54,10 @@ impl Fleet {
             let routes = match &endpoint.audience {
                 Audience::Untenanted => &mut fleet.untenanted,
                 Audience::Everyone => &mut fleet.everyone,
-                Audience::Tenant(id) => fleet.by_tenant.entry(id.clone()).or_default(),
+                Audience::Tenant(id) => {
+                    fleet.by_tenant.entry(id.clone()).or_default().push(index);
+                    continue;
+                }
             };
             for name in catalog.names() {
                 if endpoint.events.iter().any(|pattern| pattern.matches(name)) {
@@ -57,7 +67,7 @@ impl Fleet {
         }
         fleet.sorted = (0..endpoints.len()).collect();
         fleet.sorted.sort_by(|&a, &b| endpoints[a].id.cmp(&endpoints[b].id));
-        fleet.endpoints = endpoints;
+        fleet.endpoints = endpoints.into_iter().map(Arc::new).collect();
         fleet
     }
 
@@ -68,30 +78,39 @@ impl Fleet {
             self.sorted
                 .partition_point(|&index| self.endpoints[index].id.as_str() <= cursor)
         });
-        self.sorted[start..].iter().map(|&index| &self.endpoints[index])
+        self.sorted[start..].iter().map(|&index| &*self.endpoints[index])
     }
 
     /// The ids of the enabled endpoints that get a delivery of `event` of
     /// `tenant`, in the config's order.
     pub fn routed(&self, event: &str, tenant: Option<&str>) -> Vec<String> {
-        let audience = match tenant {
-            Some(tenant) => self.by_tenant.get(tenant),
-            None => Some(&self.untenanted),
+        let own: Vec<usize> = match tenant {
+            Some(tenant) => self.by_tenant.get(tenant).map_or_else(Vec::new, |candidates| {
+                candidates
+                    .iter()
+                    .copied()
+                    .filter(|&index| {
+                        self.endpoints[index]
+                            .events
+                            .iter()
+                            .any(|pattern| pattern.matches(event))
+                    })
+                    .collect()
+            }),
+            None => self.untenanted.get(event).cloned().unwrap_or_default(),
         };
-        let own = audience
-            .and_then(|routes| routes.get(event))
-            .map_or(&[][..], Vec::as_slice);
         let everyone = self.everyone.get(event).map_or(&[][..], Vec::as_slice);
-        merge_ascending(own, everyone)
+        merge_ascending(&own, everyone)
             .map(|index| self.endpoints[index].id.clone())
             .collect()
     }
 
-    pub fn get(&self, id: &str) -> Option<&Endpoint> {
+    pub fn get(&self, id: &str) -> Option<&Arc<Endpoint>> {
         self.by_id.get(id).map(|&index| &self.endpoints[index])
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, Endpoint> {
+    /// The endpoints in the config's order, shared.
+    pub fn iter(&self) -> std::slice::Iter<'_, Arc<Endpoint>> {
         self.endpoints.iter()
     }
 
@@ -101,15 +120,6 @@ impl Fleet {
 
     pub fn is_empty(&self) -> bool {
         self.endpoints.is_empty()
-    }
-}
-
-impl<'a> IntoIterator for &'a Fleet {
-    type Item = &'a Endpoint;
-    type IntoIter = std::slice::Iter<'a, Endpoint>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.iter()
     }
 }
 

@@ -34,8 +34,9 @@ struct IncludedShape {
     endpoints: Vec<EndpointFile>,
 }
 
-/// The files `globs` match, relative to `base`, sorted by path, each
-/// once. `source` names where the globs were written, for their errors.
+/// The paths `globs` match, relative to `base`, sorted, each once
+/// (directories too: [`read_all`] skips them, and a watcher need not look
+/// twice). `source` names where the globs were written, for their errors.
 pub fn matching_files(base: &Path, globs: &[String], source: &str) -> Result<Vec<PathBuf>, Vec<ConfigError>> {
     let options = glob::MatchOptions {
         require_literal_leading_dot: true,
@@ -59,7 +60,6 @@ pub fn matching_files(base: &Path, globs: &[String], source: &str) -> Result<Vec
             Ok(matches) => {
                 for found in matches {
                     match found {
-                        Ok(path) if path.is_dir() => {}
                         Ok(path) => paths.push(path),
                         Err(problem) => errors.push(error(format!("cannot read {}", problem.path().display()))),
                     }
@@ -75,11 +75,12 @@ pub fn matching_files(base: &Path, globs: &[String], source: &str) -> Result<Vec
     Ok(paths)
 }
 
-/// Reads each file of `paths`; every problem names its file.
+/// Reads each file of `paths` (directories are skipped); every problem
+/// names its file.
 pub fn read_all(paths: Vec<PathBuf>) -> Result<Vec<IncludedFile>, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut files = Vec::with_capacity(paths.len());
-    for path in paths {
+    for path in paths.into_iter().filter(|path| !path.is_dir()) {
         let is_yaml = path
             .extension()
             .is_some_and(|extension| extension == "yaml" || extension == "yml");

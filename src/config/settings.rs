@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use super::access::{Access, access};
 use super::duration::parse_duration;
 use super::endpoint::{Endpoint, EndpointIds};
-use super::file::ConfigFile;
+use super::file::{ConfigFile, EndpointFile};
 use super::fleet::Fleet;
 use super::http_url::parse_http_url;
 use super::include::IncludedFile;
@@ -39,8 +39,10 @@ pub struct Settings {
     pub endpoints: Fleet,
     /// The configuration as written, for `check-config` and the admin API.
     pub file: ConfigFile,
-    /// The files its `include` globs matched, as written.
-    pub included: Vec<IncludedFile>,
+    /// Every file the config reads besides itself (secret files and the
+    /// CA file, included files excepted): a change to one of them is a
+    /// change to the config.
+    pub referenced_files: Vec<PathBuf>,
     /// The file it was loaded from, watched for changes; `None` when it
     /// came from elsewhere (a test's string).
     pub source: Option<PathBuf>,
@@ -143,21 +145,6 @@ impl Settings {
         ingest.into_iter().chain(admin).collect()
     }
 
-    /// Every file the config reads besides itself: secret files and the CA
-    /// file. A change to one of them is a change to the config.
-    pub fn referenced_files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = Vec::new();
-        let included = self.included.iter().flat_map(|file| &file.endpoints);
-        for endpoint in self.file.endpoints.iter().chain(included) {
-            files.extend(endpoint.secret_file.as_deref().map(PathBuf::from));
-            for previous in &endpoint.previous_secrets {
-                files.extend(previous.secret_file.as_deref().map(PathBuf::from));
-            }
-        }
-        files.extend(self.delivery.ca_file.clone());
-        files
-    }
-
     /// Checks `file` and the endpoints of the files it includes; `locate`
     /// names the source of a key of `file` for error messages.
     pub fn from_file(
@@ -202,6 +189,9 @@ impl Settings {
             problems.merge(here);
         }
         problems.finish()?;
+        let included_endpoints = included.iter().flat_map(|file| &file.endpoints);
+        let mut referenced_files = secret_files(file.endpoints.iter().chain(included_endpoints));
+        referenced_files.extend(file.delivery.ca_file.as_deref().map(PathBuf::from));
         let unchecked = "every part was checked above";
         let catalog = catalog.expect(unchecked);
         Ok(Settings {
@@ -213,10 +203,22 @@ impl Settings {
             delivery: delivery.expect(unchecked),
             telemetry: telemetry.expect(unchecked),
             file,
-            included,
+            referenced_files,
             source: None,
         })
     }
+}
+
+/// The secret files `endpoints` read, current and previous.
+fn secret_files<'a>(endpoints: impl Iterator<Item = &'a EndpointFile>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for endpoint in endpoints {
+        files.extend(endpoint.secret_file.as_deref().map(PathBuf::from));
+        for previous in &endpoint.previous_secrets {
+            files.extend(previous.secret_file.as_deref().map(PathBuf::from));
+        }
+    }
+    files
 }
 
 fn ingest_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<IngestSettings> {

@@ -25,7 +25,7 @@ use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tower::timeout::TimeoutLayer;
-use tower::util::BoxCloneService;
+use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tracing::Instrument;
 
@@ -38,7 +38,7 @@ use crate::telemetry::trace_context;
 pub type OutboundBody = Full<Bytes>;
 pub type HttpClient = Client<HttpsConnector<GuardedConnector>, OutboundBody>;
 /// One endpoint's stack: a request in, the response headers out.
-pub type EndpointStack = BoxCloneService<Request<OutboundBody>, Response<Incoming>, BoxError>;
+pub type EndpointStack = BoxCloneSyncService<Request<OutboundBody>, Response<Incoming>, BoxError>;
 
 /// How long idle connections to a subscriber are kept for reuse.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -117,7 +117,7 @@ pub fn endpoint_stack(client: HttpClient, timeout: Duration) -> EndpointStack {
         .layer_fn(Traced)
         .layer(TimeoutLayer::new(timeout))
         .service(client.map_err(BoxError::from));
-    BoxCloneService::new(stack)
+    BoxCloneSyncService::new(stack)
 }
 
 /// The trace layer: wraps each call in an `attempt` span, a child of the

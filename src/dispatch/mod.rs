@@ -38,11 +38,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
 
 use self::attempt::AttemptContext;
-use self::client::{ClientError, HttpClient, endpoint_stack, http_client};
+use self::client::{ClientError, EndpointStack, HttpClient, endpoint_stack, http_client};
 use self::destination::DestinationPolicy;
 use self::health::Health;
 use self::inbox::Inboxes;
@@ -98,7 +98,8 @@ struct ClientInputs {
 /// reload keeps running.
 #[derive(Debug, Clone, PartialEq)]
 struct WorkerSpec {
-    endpoint: Endpoint,
+    /// Shared with the config's fleet; compared by value.
+    endpoint: Arc<Endpoint>,
     timeout: Duration,
     endpoint_concurrency: usize,
     retry: RetryPolicy,
@@ -107,7 +108,7 @@ struct WorkerSpec {
 
 struct RunningWorker {
     spec: WorkerSpec,
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     /// Ends with the attempts still in flight.
     task: JoinHandle<JoinSet<()>>,
 }
@@ -149,6 +150,8 @@ impl Dispatcher {
     pub async fn apply(&mut self, settings: &Settings) -> Result<(), ClientError> {
         let delivery = &settings.delivery;
         let client = self.client_for(delivery)?;
+        // One stack for every worker: its layers are the same for all.
+        let stack = Arc::new(endpoint_stack(client, delivery.timeout));
         self.global.resize(delivery.concurrency);
         let retry = RetryPolicy {
             schedule: delivery.retry_schedule.clone(),
@@ -182,9 +185,9 @@ impl Dispatcher {
         self.retire(stopping).await;
         wanted.retain(|id, _| !self.workers.contains_key(*id));
         for (id, spec) in wanted {
-            let worker = self.worker(spec.clone(), &client);
-            let (stop, stopped) = watch::channel(false);
-            let task = tokio::spawn(worker.run(stopped));
+            let worker = self.worker(spec.clone(), &stack);
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(worker.run(stop.clone()));
             self.workers.insert(id.to_owned(), RunningWorker { spec, stop, task });
         }
         Ok(())
@@ -214,11 +217,11 @@ impl Dispatcher {
         Ok(client)
     }
 
-    fn worker(&self, spec: WorkerSpec, client: &HttpClient) -> Worker {
+    fn worker(&self, spec: WorkerSpec, stack: &Arc<EndpointStack>) -> Worker {
         let endpoint = spec.endpoint;
         Worker {
             endpoint: endpoint.id.clone(),
-            stack: endpoint_stack(client.clone(), spec.timeout),
+            stack: stack.clone(),
             limits: self.limits.of(&endpoint.id, spec.endpoint_concurrency),
             global: self.global.clone(),
             context: Arc::new(AttemptContext {
@@ -237,7 +240,7 @@ impl Dispatcher {
     /// attempts of earlier ones that have finished.
     async fn retire(&mut self, workers: Vec<(String, RunningWorker)>) {
         for (_, worker) in &workers {
-            let _ = worker.stop.send(true);
+            worker.stop.cancel();
         }
         for (endpoint, worker) in workers {
             match worker.task.await {

@@ -3,6 +3,8 @@
 //! The body is the stored wire body, the same bytes on every attempt.
 //! Signatures and timestamps are computed at send time, on every attempt.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::header::InvalidHeaderValue;
 use http::{HeaderValue, Method, Request, header};
@@ -30,7 +32,7 @@ pub const USER_AGENT: &str = concat!("hookd/", env!("CARGO_PKG_VERSION"));
 
 /// An endpoint with its signing keys prepared once.
 pub struct Target {
-    pub endpoint: Endpoint,
+    pub endpoint: Arc<Endpoint>,
     hex: HexSigner,
     /// The current key and the previous ones, each with the end of its
     /// rotation window (`None` for the current one).
@@ -38,7 +40,7 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn new(endpoint: Endpoint) -> Target {
+    pub fn new(endpoint: Arc<Endpoint>) -> Target {
         let hex = HexSigner::new(endpoint.secret.expose());
         let mut standard = Vec::new();
         if endpoint.standard_webhooks {

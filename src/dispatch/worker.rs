@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
 
 use super::attempt::{AttemptContext, Attempted, Job, attempt, load};
 use super::client::EndpointStack;
@@ -44,7 +45,9 @@ const STORE_ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
 pub struct Worker {
     pub endpoint: String,
-    pub stack: EndpointStack,
+    /// The layers every attempt goes through, shared by the workers of
+    /// one client and timeout; each attempt takes a clone.
+    pub stack: Arc<EndpointStack>,
     /// The endpoint's limits and the global one: an attempt starts once it
     /// holds its permits.
     pub limits: EndpointLimits,
@@ -91,9 +94,9 @@ struct QueueRead {
 }
 
 impl Worker {
-    /// Runs until `stop` turns true; returns the attempts still in flight,
+    /// Runs until `stop` is cancelled; returns the attempts still in flight,
     /// for the shutdown grace period.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> JoinSet<()> {
+    pub async fn run(mut self, stop: CancellationToken) -> JoinSet<()> {
         let mut attempts = JoinSet::new();
         let mut queue = QueueReading {
             cursor: 0,
@@ -103,14 +106,14 @@ impl Worker {
             woken_during_read: false,
         };
         self.inbox.open();
-        'work: while !*stop.borrow() {
+        'work: while !stop.is_cancelled() {
             while attempts.try_join_next().is_some() {}
             if self.paused.borrow().contains(&self.endpoint) {
                 // What was handed over stays in the store.
                 self.inbox.close();
                 tokio::select! {
                     _ = self.paused.changed() => {}
-                    _ = stop.changed() => {}
+                    () = stop.cancelled() => {}
                 }
                 // Resumed: read the queue from the start.
                 self.inbox.open();
@@ -141,7 +144,7 @@ impl Worker {
                     }
                     () = self.inbox.notified() => continue,
                     () = tokio::time::sleep_until(queue.next_at.into()), if queue.under_way.is_none() => continue,
-                    _ = stop.changed() => continue,
+                    () = stop.cancelled() => continue,
                 }
             };
             for job in jobs {
@@ -151,14 +154,14 @@ impl Worker {
                 // Wait for the endpoint's and the global permits.
                 let permits = tokio::select! {
                     permits = Permits::acquire(&self.limits.adaptive, &self.limits.responsiveness, &self.global) => permits,
-                    _ = stop.changed() => break 'work,
+                    () = stop.cancelled() => break 'work,
                 };
                 if !matches!(job, Job::Fresh(_)) {
                     queue.cursor = queue.cursor.max(job.due_at());
                 }
                 attempts.spawn(run_attempt(
                     self.context.clone(),
-                    self.stack.clone(),
+                    EndpointStack::clone(&self.stack),
                     permits,
                     job,
                     self.inbox.clone(),

@@ -1,5 +1,7 @@
 //! `/v1/endpoints`: health, pause and resume, bulk retry, test pings.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -166,7 +168,7 @@ pub async fn test(State(state): State<AppState>, Path(id): Path<String>) -> Resu
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": event_id }))))
 }
 
-fn find(state: &AppState, id: &str) -> Result<Endpoint, ApiError> {
+fn find(state: &AppState, id: &str) -> Result<Arc<Endpoint>, ApiError> {
     state
         .settings()
         .endpoints
