@@ -2,10 +2,10 @@
 //! and swaps to the new config without a restart and without dropping work.
 //!
 //! The watcher reads the config file, and every secret or CA file it names,
-//! once a second and compares a hash of their bytes; it also matches the
-//! `include` globs again and compares what they match and each file's
-//! identity, size and times (a fleet's thousands of included files are
-//! looked at, not read, each second). Going through the path follows the
+//! once a second and compares a hash of their bytes; every five seconds it
+//! also matches the `include` globs again and compares what they match and
+//! each file's identity, size and times (a fleet's thousands of included
+//! files are looked at, not read). Going through the path follows the
 //! symlink swaps Kubernetes makes when it updates a ConfigMap or Secret
 //! volume, which event-based watches on the file itself lose track of. A new config that does not load is refused whole: hookd
 //! keeps running on the old one and reports the error in its log and in
@@ -17,7 +17,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
@@ -30,11 +30,17 @@ use crate::metrics::Metrics;
 
 /// How often the files are read for changes.
 const POLL: Duration = Duration::from_secs(1);
+/// How often the `include` globs are matched again and the included files
+/// looked at: a fleet's thousands of files cost a `stat` each, so less
+/// often than the main file.
+const INCLUDE_POLL: Duration = Duration::from_secs(5);
 
 /// Watches the config's files and applies each valid change.
 pub struct Reloader {
     path: PathBuf,
-    fingerprint: u64,
+    fingerprint: Fingerprint,
+    /// When the included files were last looked at.
+    includes_looked_at: Instant,
     hangup: Option<Signal>,
     settings: watch::Sender<Arc<Settings>>,
     status: Arc<ConfigStatus>,
@@ -57,7 +63,8 @@ impl Reloader {
             .inspect_err(|error| tracing::warn!(%error, "cannot listen for SIGHUP; file changes still reload"))
             .ok();
         Some(Reloader {
-            fingerprint: fingerprint(&path, &current),
+            fingerprint: Fingerprint::of(&path, &current),
+            includes_looked_at: Instant::now(),
             path,
             hangup,
             settings,
@@ -86,9 +93,18 @@ impl Reloader {
                 }
                 () = tokio::time::sleep(POLL) => {
                     let (path, current) = (self.path.clone(), self.settings.borrow().clone());
+                    let includes_too = self.includes_looked_at.elapsed() >= INCLUDE_POLL;
+                    let known = self.fingerprint;
                     // Thousands of included files are thousands of stats:
                     // off the async threads.
-                    let now = tokio::task::spawn_blocking(move || fingerprint(&path, &current)).await;
+                    let now = tokio::task::spawn_blocking(move || Fingerprint {
+                        files: files_fingerprint(&path, &current),
+                        includes: if includes_too { includes_fingerprint(&path, &current) } else { known.includes },
+                    })
+                    .await;
+                    if includes_too {
+                        self.includes_looked_at = Instant::now();
+                    }
                     if now.is_ok_and(|now| now != self.fingerprint) {
                         tracing::info!(path = %self.path.display(), "the config changed: reloading");
                         break;
@@ -102,7 +118,7 @@ impl Reloader {
     async fn reload(&mut self, dispatcher: &mut Dispatcher) {
         let current = self.settings.borrow().clone();
         // Whatever the outcome, this content has been looked at.
-        self.fingerprint = fingerprint(&self.path, &current);
+        self.fingerprint = Fingerprint::of(&self.path, &current);
         let loaded = config::load(&self.path).map_err(|errors| errors.to_string());
         let new = match loaded {
             Ok(new) => new,
@@ -131,7 +147,7 @@ impl Reloader {
             tracing::warn!(keys = ?restart, "the new config changes settings that apply only after a restart");
         }
         crate::telemetry::set_log_level(&new.telemetry.log_level);
-        self.fingerprint = fingerprint(&self.path, &new);
+        self.fingerprint = Fingerprint::of(&self.path, &new);
         let _ = self.settings.send(Arc::new(new));
         self.status.reloaded(!restart.is_empty());
         self.metrics.config_reload(true);
@@ -145,10 +161,25 @@ impl Reloader {
     }
 }
 
-/// A hash of the config file, the files it names (a missing file hashes
-/// as its error, so its disappearance is a change too) and the files its
-/// `include` globs match now.
-fn fingerprint(path: &Path, settings: &Settings) -> u64 {
+/// What the config's files looked like when last looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    files: u64,
+    includes: u64,
+}
+
+impl Fingerprint {
+    fn of(path: &Path, settings: &Settings) -> Fingerprint {
+        Fingerprint {
+            files: files_fingerprint(path, settings),
+            includes: includes_fingerprint(path, settings),
+        }
+    }
+}
+
+/// A hash of the config file and the files it names (a missing file
+/// hashes as its error, so its disappearance is a change too).
+fn files_fingerprint(path: &Path, settings: &Settings) -> u64 {
     let mut hasher = DefaultHasher::new();
     for file in std::iter::once(path.to_owned()).chain(settings.referenced_files.iter().cloned()) {
         file.hash(&mut hasher);
@@ -157,6 +188,12 @@ fn fingerprint(path: &Path, settings: &Settings) -> u64 {
             Err(error) => error.kind().to_string().hash(&mut hasher),
         }
     }
+    hasher.finish()
+}
+
+/// A hash of the files the `include` globs match now, each by identity.
+fn includes_fingerprint(path: &Path, settings: &Settings) -> u64 {
+    let mut hasher = DefaultHasher::new();
     let base = path.parent().unwrap_or(Path::new("."));
     match config::included_files(base, &settings.file.include) {
         Ok(files) => {

@@ -29,7 +29,8 @@ const SNIPPET_PATIENCE: Duration = Duration::from_secs(2);
 pub struct AttemptContext {
     pub store: Store,
     pub target: Arc<Target>,
-    pub retry: RetryPolicy,
+    /// Shared by every worker of the config.
+    pub retry: Arc<RetryPolicy>,
     /// This endpoint's health figures.
     pub health: Arc<EndpointHealth>,
     pub metrics: Arc<Metrics>,

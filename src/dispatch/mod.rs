@@ -102,7 +102,7 @@ struct WorkerSpec {
     endpoint: Arc<Endpoint>,
     timeout: Duration,
     endpoint_concurrency: usize,
-    retry: RetryPolicy,
+    retry: Arc<RetryPolicy>,
     client_generation: u64,
 }
 
@@ -153,10 +153,10 @@ impl Dispatcher {
         // One stack for every worker: its layers are the same for all.
         let stack = Arc::new(endpoint_stack(client, delivery.timeout));
         self.global.resize(delivery.concurrency);
-        let retry = RetryPolicy {
+        let retry = Arc::new(RetryPolicy {
             schedule: delivery.retry_schedule.clone(),
             jitter: delivery.retry_jitter,
-        };
+        });
         let mut wanted: HashMap<&str, WorkerSpec> = settings
             .endpoints
             .iter()
