@@ -3,6 +3,13 @@
 //! hookd with two endpoints: start-up, idle CPU and memory, a reload that
 //! changes one endpoint, ingest of events that each match two endpoints,
 //! and the size of `/metrics`.
+//!
+//! Both deliver to a subscriber that never answers, with
+//! `delivery.concurrency = 1`: the delivery side does the same little work
+//! in both, so the ingest figure is what a fleet costs routing and storing
+//! an event. (Unthrottled, ten thousand hanging endpoints keep thousands of
+//! attempts and connections open, by design, while two keep 32: that
+//! figure measures the hanging subscribers, not the fleet.)
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -102,8 +109,8 @@ async fn measure(
     binary: &str,
 ) -> anyhow::Result<Figures> {
     let dir = ScratchDir::new_named(&format!("fleet-{endpoints}"))?;
-    // The subscriber accepts connections but never answers: the figures
-    // are hookd's own work, not a subscriber's.
+    // The subscriber accepts connections but never answers, and one
+    // attempt at a time is made: the figures are hookd's own work.
     let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
     let url = format!("http://{}/hook", silent.local_addr()?);
     let included = dir.path().join("endpoints.d");
@@ -119,7 +126,10 @@ async fn measure(
         "",
         &Extra {
             top: &format!("include = [\"{}/*.toml\"]", included.display()),
-            env: &[("HOOKD_TELEMETRY__PER_ENDPOINT_METRICS", "false")],
+            env: &[
+                ("HOOKD_TELEMETRY__PER_ENDPOINT_METRICS", "false"),
+                ("HOOKD_DELIVERY__CONCURRENCY", "1"),
+            ],
         },
     )
     .await?;
