@@ -81,6 +81,18 @@ enum Bench {
         #[arg(long)]
         rate: Option<f64>,
     },
+    /// Every event to each of `endpoints` endpoints at one subscriber,
+    /// beside a bare forwarder making as many copies.
+    Fanout {
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        endpoints: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long)]
+        hookd: Option<String>,
+    },
     /// A fleet of endpoints (two per tenant, in included files) beside two
     /// endpoints: start-up, idle CPU and RSS, a reload, ingest, /metrics.
     Fleet {
@@ -201,6 +213,21 @@ fn main() -> anyhow::Result<()> {
                 )?;
                 std::fs::write(dir.join("benchmarks.svg"), report::svg(&rows))?;
             }
+            Ok(())
+        }
+        Bench::Fanout {
+            clients,
+            endpoints,
+            seconds,
+            hookd: binary,
+        } => {
+            let row = runtime.block_on(deliver::fanout_row(
+                clients,
+                endpoints,
+                Duration::from_secs(seconds),
+                &hookd(binary),
+            ))?;
+            report::print(&[row]);
             Ok(())
         }
         Bench::Fleet {

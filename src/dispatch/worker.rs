@@ -42,6 +42,9 @@ const MAX_IDLE: Duration = Duration::from_secs(60);
 /// How often the worker reads its queue from the start rather than from its
 /// cursor, in case the wall clock stepped back.
 const FULL_RESCAN: Duration = Duration::from_secs(60);
+/// The pause before reading again a window of the queue in which every
+/// delivery was claimed, all due within the same millisecond.
+const CLAIMED_WINDOW_PAUSE: Duration = Duration::from_millis(100);
 /// The pause before retrying after the store failed to record an attempt.
 const STORE_ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -81,6 +84,10 @@ struct QueueReading {
     /// A wake (or a resume) asked for the next read: it is made whatever
     /// the counts say, since they follow a write by a moment.
     woken: bool,
+    /// Starting the jobs of the last read moves the cursor to each one's
+    /// due time; not when a wake came during that read, which moved the
+    /// cursor back to where it woke for (the jobs may be due later).
+    jobs_move_cursor: bool,
 }
 
 /// What one read of the queue found.
@@ -94,6 +101,8 @@ struct QueueRead {
     claimed: usize,
     /// When the first delivery due later is due, if the read got that far.
     next_at: Option<u64>,
+    /// The due time of the last delivery the read went through.
+    last_due: Option<u64>,
     /// The claimed ones to send, their records read.
     jobs: Vec<Job>,
 }
@@ -110,6 +119,7 @@ impl Worker {
             under_way: None,
             woken_during_read: false,
             woken: false,
+            jobs_move_cursor: true,
         };
         self.inbox.open();
         'work: while !stop.is_cancelled() {
@@ -172,7 +182,7 @@ impl Worker {
                     permits = Box::pin(Permits::acquire(&self.limits.adaptive, &self.limits.responsiveness, &self.global)) => permits,
                     () = stop.cancelled() => break 'work,
                 };
-                if !matches!(job, Job::Fresh(_)) {
+                if !matches!(job, Job::Fresh(_)) && queue.jobs_move_cursor {
                     queue.cursor = queue.cursor.max(job.due_at());
                 }
                 attempts.spawn(run_attempt(
@@ -225,6 +235,22 @@ impl Worker {
             }
         };
         let full = read.found == read.limit;
+        queue.jobs_move_cursor = !queue.woken_during_read;
+        if full && read.claimed == 0 && !queue.woken_during_read {
+            // Everything the read went through is claimed: in flight or
+            // handed over. Each of those comes back with a wake unless it
+            // finishes, so the next read goes on past them at once; reading
+            // the same window again would find the same claims, while
+            // unclaimed deliveries after it waited for the safety net.
+            let past = read.last_due.unwrap_or(queue.cursor);
+            queue.next_at = if past > queue.cursor {
+                queue.cursor = past;
+                Instant::now()
+            } else {
+                Instant::now() + CLAIMED_WINDOW_PAUSE
+            };
+            return read.jobs;
+        }
         queue.next_at = if (full && read.claimed > 0) || queue.woken_during_read {
             Instant::now()
         } else {
@@ -261,6 +287,7 @@ fn read_queue(
         found: scan.due.len(),
         claimed: 0,
         next_at: scan.next_at,
+        last_due: scan.due.last().map(|(at, _)| *at),
         jobs: Vec::new(),
     };
     for (due_at, id) in scan.due {
