@@ -103,3 +103,49 @@ async fn a_reload_while_deliveries_wait_in_the_inbox_sends_each_once() {
     assert_each_arrived_once(&receiver).await;
     assert_queues_consistent(&sidecar.store, "slow");
 }
+
+/// Ten endpoints and many concurrent posts, so inboxes overflow while
+/// their workers read the queue: every delivery arrives well before the
+/// workers' once-a-minute full read of their queue. (A wake that came
+/// during a read used to be overridden by that read's jobs, leaving the
+/// overflowed deliveries behind the cursor until that full read.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overflowed_deliveries_of_many_endpoints_never_wait_for_the_safety_net() {
+    const ENDPOINTS: usize = 10;
+    const CLIENTS: usize = 32;
+    const PER_CLIENT: usize = 100;
+    let receiver = Receiver::start().await;
+    let endpoints: String = (0..ENDPOINTS)
+        .map(|n| {
+            format!(
+                "[[endpoints]]\nid = \"e{n}\"\nurl = \"{}\"\nevents = [\"*\"]\nsecret = \"s{n}\"\n",
+                receiver.url(&format!("/{n}"))
+            )
+        })
+        .collect();
+    let sidecar = Sidecar::start(&endpoints).await;
+    let started = std::time::Instant::now();
+    let posts: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let (http, url) = (sidecar.http.clone(), format!("{}/v1/events", sidecar.ingest));
+            tokio::spawn(async move {
+                for n in 0..PER_CLIENT {
+                    let body = json!({ "event": "payment.completed", "id": format!("evt_{client}_{n}"), "data": {} });
+                    let answer = http.post_json(&url, body.to_string()).await;
+                    assert_eq!(answer.status, http::StatusCode::ACCEPTED);
+                }
+            })
+        })
+        .collect();
+    for post in posts {
+        post.await.unwrap();
+    }
+    // The safety net is a minute; everything must be there long before.
+    receiver
+        .wait_for(CLIENTS * PER_CLIENT * ENDPOINTS, Duration::from_secs(40))
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(45));
+    for n in 0..ENDPOINTS {
+        assert_queues_consistent(&sidecar.store, &format!("e{n}"));
+    }
+}
