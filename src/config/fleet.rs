@@ -84,9 +84,11 @@ impl Fleet {
     /// The ids of the enabled endpoints that get a delivery of `event` of
     /// `tenant`, in the config's order.
     pub fn routed(&self, event: &str, tenant: Option<&str>) -> Vec<String> {
-        let own: Vec<usize> = match tenant {
-            Some(tenant) => self.by_tenant.get(tenant).map_or_else(Vec::new, |candidates| {
-                candidates
+        let tenant_subscribed: Vec<usize>;
+        let own: &[usize] = match tenant {
+            Some(tenant) => {
+                let candidates = self.by_tenant.get(tenant).map_or(&[][..], Vec::as_slice);
+                tenant_subscribed = candidates
                     .iter()
                     .copied()
                     .filter(|&index| {
@@ -95,12 +97,13 @@ impl Fleet {
                             .iter()
                             .any(|pattern| pattern.matches(event))
                     })
-                    .collect()
-            }),
-            None => self.untenanted.get(event).cloned().unwrap_or_default(),
+                    .collect();
+                &tenant_subscribed
+            }
+            None => self.untenanted.get(event).map_or(&[][..], Vec::as_slice),
         };
         let everyone = self.everyone.get(event).map_or(&[][..], Vec::as_slice);
-        merge_ascending(&own, everyone)
+        merge_ascending(own, everyone)
             .map(|index| self.endpoints[index].id.clone())
             .collect()
     }
@@ -112,14 +115,6 @@ impl Fleet {
     /// The endpoints in the config's order, shared.
     pub fn iter(&self) -> std::slice::Iter<'_, Arc<Endpoint>> {
         self.endpoints.iter()
-    }
-
-    pub fn len(&self) -> usize {
-        self.endpoints.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.endpoints.is_empty()
     }
 }
 

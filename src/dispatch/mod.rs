@@ -172,15 +172,9 @@ impl Dispatcher {
                 (endpoint.id.as_str(), spec)
             })
             .collect();
-        let outdated: Vec<String> = self
+        let stopping: Vec<(String, RunningWorker)> = self
             .workers
-            .iter()
-            .filter(|(id, running)| wanted.get(id.as_str()) != Some(&running.spec))
-            .map(|(id, _)| id.clone())
-            .collect();
-        let stopping: Vec<(String, RunningWorker)> = outdated
-            .into_iter()
-            .filter_map(|id| self.workers.remove_entry(&id))
+            .extract_if(|id, running| wanted.get(id.as_str()) != Some(&running.spec))
             .collect();
         self.retire(stopping).await;
         wanted.retain(|id, _| !self.workers.contains_key(*id));

@@ -27,24 +27,6 @@ fn write_included(dir: &Path, name: &str, text: &str) {
     std::fs::write(included.join(name), text).unwrap();
 }
 
-async fn loaded_at(sidecar: &Sidecar) -> String {
-    let answer = sidecar.http.get(&format!("{}/v1/config", sidecar.admin)).await;
-    answer.json["loaded_at"].as_str().unwrap().to_owned()
-}
-
-/// Waits until `GET /v1/config` answers what `check` accepts.
-async fn config_where(sidecar: &Sidecar, check: impl Fn(&serde_json::Value) -> bool) {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let config = sidecar.http.get(&format!("{}/v1/config", sidecar.admin)).await.json;
-        if check(&config) {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "{config}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn endpoints_in_included_files_receive_and_a_new_file_is_picked_up() {
     let receiver = Receiver::start().await;
@@ -66,7 +48,7 @@ async fn endpoints_in_included_files_receive_and_a_new_file_is_picked_up() {
     assert_eq!(receiver.wait_for(1, PATIENCE).await[0].path, "/acme");
 
     // A customer adds an endpoint: a new file appears in the directory.
-    let before = loaded_at(&sidecar).await;
+    let before = sidecar.loaded_at().await;
     write_included(
         sidecar.config_dir(),
         "globex.toml",
@@ -106,7 +88,7 @@ async fn a_broken_included_file_is_refused_naming_that_file() {
         ),
     ];
     for (what, text, expected) in cases {
-        let before = loaded_at(&sidecar).await;
+        let before = sidecar.loaded_at().await;
         write_included(sidecar.config_dir(), "globex.toml", text);
         let config = sidecar.config_after(&before).await;
         let error = config["last_reload_error"]
@@ -117,7 +99,9 @@ async fn a_broken_included_file_is_refused_naming_that_file() {
         assert_eq!(config["loaded_at"], before.as_str(), "{what}: the old config stays");
         // Back to a good config before the next case.
         std::fs::remove_file(sidecar.config_dir().join("endpoints.d/globex.toml")).unwrap();
-        config_where(&sidecar, |config| config["last_reload_error"].is_null()).await;
+        sidecar
+            .config_where(|config| config["last_reload_error"].is_null())
+            .await;
     }
     // The old config kept delivering throughout.
     sidecar
@@ -140,7 +124,7 @@ async fn a_reload_changing_one_endpoint_leaves_another_ones_attempt_and_connecti
         config
     };
     let sidecar = Sidecar::start(&config("/v1")).await;
-    let before = loaded_at(&sidecar).await;
+    let before = sidecar.loaded_at().await;
     sidecar
         .post_event(r#"{"event":"payment.completed","data":{},"id":"evt_slow","tenant":"acme"}"#)
         .await;

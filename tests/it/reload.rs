@@ -22,17 +22,12 @@ fn signature(secret: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-async fn loaded_at(sidecar: &Sidecar) -> String {
-    let answer = sidecar.http.get(&format!("{}/v1/config", sidecar.admin)).await;
-    answer.json["loaded_at"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn an_endpoint_added_to_the_file_receives_without_a_restart() {
     let a = Receiver::start().await;
     let b = Receiver::start().await;
     let sidecar = Sidecar::start(&endpoint("a", &a.url("/a"), "sa")).await;
-    let before = loaded_at(&sidecar).await;
+    let before = sidecar.loaded_at().await;
     // Make sure the new file's load time differs from the first one's.
     tokio::time::sleep(Duration::from_millis(5)).await;
     sidecar.rewrite_config(&format!(
@@ -55,7 +50,7 @@ async fn an_endpoint_added_to_the_file_receives_without_a_restart() {
 async fn a_broken_file_is_refused_and_the_old_config_keeps_working() {
     let a = Receiver::start().await;
     let sidecar = Sidecar::start(&endpoint("a", &a.url("/a"), "sa")).await;
-    let before = loaded_at(&sidecar).await;
+    let before = sidecar.loaded_at().await;
     sidecar.write_config_text("[delivery\ntimeout = \"oops\"\n");
     let config = sidecar.config_after(&before).await;
     let error = config["last_reload_error"].as_str().expect("the error is shown");
@@ -73,18 +68,13 @@ async fn a_broken_file_is_refused_and_the_old_config_keeps_working() {
         endpoint("a", &a.url("/a"), "sa"),
         endpoint("a", &a.url("/x"), "sb")
     ));
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let config = sidecar.http.get(&format!("{}/v1/config", sidecar.admin)).await.json;
-        if config["last_reload_error"]
-            .as_str()
-            .is_some_and(|error| error.contains("duplicate endpoint id"))
-        {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{config}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    sidecar
+        .config_where(|config| {
+            config["last_reload_error"]
+                .as_str()
+                .is_some_and(|error| error.contains("duplicate endpoint id"))
+        })
+        .await;
 }
 
 #[tokio::test]
@@ -105,7 +95,7 @@ async fn a_new_secret_applies_from_the_next_attempt() {
         signature("old secret", &first.body)
     );
 
-    let before = loaded_at(&sidecar).await;
+    let before = sidecar.loaded_at().await;
     sidecar.rewrite_config(&format!(
         "{schedule}{}",
         endpoint("a", &receiver.url("/a"), "new secret")
@@ -132,7 +122,7 @@ async fn a_removed_endpoints_deliveries_wait_until_it_returns() {
     let id = format!("{event}.a");
     receiver.wait_for(1, PATIENCE).await;
 
-    let before = loaded_at(&sidecar).await;
+    let before = sidecar.loaded_at().await;
     sidecar.rewrite_config(schedule);
     sidecar.config_after(&before).await;
     let shown = sidecar.http.get(&format!("{}/v1/deliveries/{id}", sidecar.admin)).await;
@@ -140,7 +130,7 @@ async fn a_removed_endpoints_deliveries_wait_until_it_returns() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.received().len(), 1, "no attempt while the endpoint is gone");
 
-    let before = loaded_at(&sidecar).await;
+    let before = sidecar.loaded_at().await;
     sidecar.rewrite_config(&with_a);
     sidecar.config_after(&before).await;
     let delivery = sidecar.finished(&id, PATIENCE).await;
@@ -162,7 +152,7 @@ async fn a_rotated_secret_file_is_read_again() {
         secret_file.display()
     );
     let sidecar = Sidecar::start(&config).await;
-    let before = loaded_at(&sidecar).await;
+    let before = sidecar.loaded_at().await;
     std::fs::write(&secret_file, "second\n").unwrap();
     sidecar.config_after(&before).await;
     sidecar.post_event(r#"{"event":"payment.completed","data":{}}"#).await;
@@ -176,7 +166,7 @@ async fn a_rotated_secret_file_is_read_again() {
 #[tokio::test]
 async fn a_changed_listen_address_needs_a_restart() {
     let sidecar = Sidecar::start("").await;
-    let before = loaded_at(&sidecar).await;
+    let before = sidecar.loaded_at().await;
     sidecar.rewrite_config("[ingest]\nlisten = \"127.0.0.1:1\"\n");
     let config = sidecar.config_after(&before).await;
     assert_eq!(config["restart_needed"], true);

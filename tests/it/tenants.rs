@@ -214,10 +214,7 @@ async fn a_delivery_its_endpoint_no_longer_admits_fails_without_a_request() {
         endpoint("crm", Some("acme"), &receiver.url("/crm"))
     ))
     .await;
-    let before = sidecar.http.get(&format!("{}/v1/config", sidecar.admin)).await.json["loaded_at"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let before = sidecar.loaded_at().await;
     sidecar.post_event(&event("evt_moved", Some("acme"))).await;
     receiver.wait_for(1, PATIENCE).await;
     // The operator gives the endpoint to another customer.

@@ -56,13 +56,28 @@ impl Sidecar {
     /// Waits until `GET /v1/config` shows a reload after `since`
     /// (`loaded_at` moved) or a reload error, and returns the answer.
     pub async fn config_after(&self, since: &str) -> serde_json::Value {
+        self.config_where(|answer| {
+            answer["loaded_at"].as_str() != Some(since) || !answer["last_reload_error"].is_null()
+        })
+        .await
+    }
+
+    /// When the config in force was loaded, as `GET /v1/config` says.
+    pub async fn loaded_at(&self) -> String {
+        let answer = self.http.get(&format!("{}/v1/config", self.admin)).await;
+        answer.json["loaded_at"].as_str().expect("a load time").to_owned()
+    }
+
+    /// Waits until `GET /v1/config` answers what `check` accepts, and
+    /// returns the answer.
+    pub async fn config_where(&self, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
-            let answer = self.http.get(&format!("{}/v1/config", self.admin)).await.json;
-            if answer["loaded_at"].as_str() != Some(since) || !answer["last_reload_error"].is_null() {
-                return answer;
+            let config = self.http.get(&format!("{}/v1/config", self.admin)).await.json;
+            if check(&config) {
+                return config;
             }
-            assert!(std::time::Instant::now() < deadline, "no reload seen");
+            assert!(std::time::Instant::now() < deadline, "{config}");
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
