@@ -26,17 +26,36 @@ use crate::report::Row;
 const EVENT_TENANTS: u64 = 5_000;
 
 /// What one hookd measured.
+#[derive(Default)]
 struct Figures {
     startup_s: f64,
     idle_cpu_percent: f64,
     idle_rss_mib: f64,
     reload_s: f64,
-    ingest_per_second: f64,
+    ingest_events: usize,
+    ingest_seconds: f64,
+    /// hookd's CPU time over the ingest turns.
+    ingest_cpu_seconds: f64,
     metrics_kib: f64,
+}
+
+impl Figures {
+    fn ingest_per_second(&self) -> f64 {
+        self.ingest_events as f64 / self.ingest_seconds
+    }
+
+    fn ingest_cpu_us_per_event(&self) -> f64 {
+        self.ingest_cpu_seconds / self.ingest_events as f64 * 1e6
+    }
 }
 
 /// The rows for a fleet of `endpoints` (two per tenant) beside two
 /// endpoints, idling `idle` and loading with `clients` for `duration`.
+///
+/// Both hookds run side by side; the ingest load alternates between them
+/// in eight turns of an eighth of `duration` each (small, fleet, fleet,
+/// small, twice), so a drift in the machine's speed over the run (other
+/// work, the disk's state, a store that grows) weighs on both alike.
 pub async fn rows(
     endpoints: usize,
     clients: usize,
@@ -44,8 +63,19 @@ pub async fn rows(
     duration: Duration,
     hookd: &str,
 ) -> anyhow::Result<Vec<Row>> {
-    let small = measure(2, clients, idle, duration, hookd).await?;
-    let fleet = measure(endpoints, clients, idle, duration, hookd).await?;
+    let mut small = Fleet::start(2, hookd).await?;
+    let mut fleet = Fleet::start(endpoints, hookd).await?;
+    small.idle_and_reload(idle).await?;
+    fleet.idle_and_reload(idle).await?;
+    let turn = duration / 8;
+    for fleet_turn in [false, true, true, false].repeat(2) {
+        let side = if fleet_turn { &mut fleet } else { &mut small };
+        side.ingest(clients, turn).await?;
+        // Let the turn's flush settle before the other side loads.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let small = small.finish().await?;
+    let fleet = fleet.finish().await?;
     let two = "2 endpoints";
     let row = |figure: String, unit, hookd: f64, baseline: f64, detail: &str| Row {
         figure,
@@ -87,9 +117,16 @@ pub async fn rows(
         row(
             format!("ingest, {clients} clients, {endpoints} endpoints, 2 matching"),
             "events/s",
-            fleet.ingest_per_second,
-            small.ingest_per_second,
-            "each event to its tenant's 2 endpoints; target ≥ 0.9",
+            fleet.ingest_per_second(),
+            small.ingest_per_second(),
+            "each event to its tenant's 2 endpoints, in alternating turns; target ≥ 0.9",
+        ),
+        row(
+            format!("hookd CPU per ingested event, {endpoints} endpoints"),
+            "µs",
+            fleet.ingest_cpu_us_per_event(),
+            small.ingest_cpu_us_per_event(),
+            "over the same turns, flushes and compactions included; lower is better",
         ),
         row(
             format!("/metrics with {endpoints} endpoints, per_endpoint_metrics = false"),
@@ -101,90 +138,130 @@ pub async fn rows(
     ])
 }
 
-async fn measure(
+/// One hookd with `endpoints` endpoints, and what it measured so far.
+struct Fleet {
     endpoints: usize,
-    clients: usize,
-    idle: Duration,
-    duration: Duration,
-    binary: &str,
-) -> anyhow::Result<Figures> {
-    let dir = ScratchDir::new_named(&format!("fleet-{endpoints}"))?;
-    // The subscriber accepts connections but never answers, and one
-    // attempt at a time is made: the figures are hookd's own work.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let url = format!("http://{}/hook", silent.local_addr()?);
-    let included = dir.path().join("endpoints.d");
-    std::fs::create_dir_all(&included)?;
-    let tenants = (endpoints / 2).max(1);
-    for tenant in 0..tenants {
-        write_tenant(&included, tenant, &url, 0)?;
-    }
-    let started = Instant::now();
-    let hookd = start_hookd_extended(
-        binary,
-        dir.path(),
-        "",
-        &Extra {
-            top: &format!("include = [\"{}/*.toml\"]", included.display()),
-            env: &[
-                ("HOOKD_TELEMETRY__PER_ENDPOINT_METRICS", "false"),
-                ("HOOKD_DELIVERY__CONCURRENCY", "1"),
-            ],
-        },
-    )
-    .await?;
-    wait_ready(&hookd).await?;
-    let startup_s = started.elapsed().as_secs_f64();
+    dir: ScratchDir,
+    /// Accepts connections and never answers.
+    silent: std::net::TcpListener,
+    hookd: Hookd,
+    figures: Figures,
+    turns: u32,
+}
 
-    // Idle: after the workers' first reads of their queues.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let cpu = hookd.child.cpu_seconds();
-    tokio::time::sleep(idle).await;
-    let idle_cpu_percent = (hookd.child.cpu_seconds() - cpu) / idle.as_secs_f64() * 100.0;
-    let idle_rss_mib = hookd.child.rss_mib();
-
-    // One tenant's file changes: one endpoint's URL.
-    let before = loaded_at(&hookd).await?;
-    write_tenant(&included, tenants / 2, &url, 1)?;
-    let reload_started = Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &hookd.child.pid().to_string()])
-        .status()?;
-    if !status.success() {
-        bail!("kill -HUP failed");
-    }
-    while loaded_at(&hookd).await? == before {
-        if reload_started.elapsed() > Duration::from_secs(60) {
-            bail!("the reload did not happen");
+impl Fleet {
+    /// Writes the fleet's files and starts hookd on them; the figure is the
+    /// time from spawning it to `/readyz` answering 200.
+    async fn start(endpoints: usize, binary: &str) -> anyhow::Result<Fleet> {
+        let dir = ScratchDir::new_named(&format!("fleet-{endpoints}"))?;
+        // The subscriber never answers, and one attempt at a time is made:
+        // the figures are hookd's own work.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let url = silent_url(&silent)?;
+        let included = dir.path().join("endpoints.d");
+        std::fs::create_dir_all(&included)?;
+        for tenant in 0..tenants(endpoints) {
+            write_tenant(&included, tenant, &url, 0)?;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        let started = Instant::now();
+        let hookd = start_hookd_extended(
+            binary,
+            dir.path(),
+            "",
+            &Extra {
+                top: &format!("include = [\"{}/*.toml\"]", included.display()),
+                env: &[
+                    ("HOOKD_TELEMETRY__PER_ENDPOINT_METRICS", "false"),
+                    ("HOOKD_DELIVERY__CONCURRENCY", "1"),
+                ],
+            },
+        )
+        .await?;
+        wait_ready(&hookd).await?;
+        let figures = Figures {
+            startup_s: started.elapsed().as_secs_f64(),
+            ..Figures::default()
+        };
+        Ok(Fleet {
+            endpoints,
+            dir,
+            silent,
+            hookd,
+            figures,
+            turns: 0,
+        })
     }
-    let reload_s = reload_started.elapsed().as_secs_f64();
 
-    let body: fn(&str) -> Bytes = if endpoints <= 2 {
-        tenant_zero_event
-    } else {
-        spread_event
-    };
-    let events_url = format!("{}/v1/events", hookd.ingest);
-    let load_started = Instant::now();
-    let samples: Vec<Sample> =
-        closed_loop_of(&events_url, clients, 1, duration, &format!("fleet{endpoints}"), body).await?;
-    let ingest_per_second = samples.len() as f64 / load_started.elapsed().as_secs_f64();
+    /// Idle CPU and RSS (after the workers' first reads of their queues),
+    /// then a reload that changes one tenant's file: one endpoint's URL.
+    async fn idle_and_reload(&mut self, idle: Duration) -> anyhow::Result<()> {
+        let hookd = &self.hookd;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let cpu = hookd.child.cpu_seconds();
+        tokio::time::sleep(idle).await;
+        self.figures.idle_cpu_percent = (hookd.child.cpu_seconds() - cpu) / idle.as_secs_f64() * 100.0;
+        self.figures.idle_rss_mib = hookd.child.rss_mib();
 
-    let (status, metrics) = get(&format!("{}/metrics", hookd.admin)).await?;
-    if status != StatusCode::OK {
-        bail!("GET /metrics: {status}");
+        let before = loaded_at(hookd).await?;
+        let included = self.dir.path().join("endpoints.d");
+        write_tenant(&included, tenants(self.endpoints) / 2, &silent_url(&self.silent)?, 1)?;
+        let reload_started = Instant::now();
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &hookd.child.pid().to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -HUP failed");
+        }
+        while loaded_at(hookd).await? == before {
+            if reload_started.elapsed() > Duration::from_secs(60) {
+                bail!("the reload did not happen");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.figures.reload_s = reload_started.elapsed().as_secs_f64();
+        Ok(())
     }
-    drop(silent);
-    Ok(Figures {
-        startup_s,
-        idle_cpu_percent,
-        idle_rss_mib,
-        reload_s,
-        ingest_per_second,
-        metrics_kib: metrics.len() as f64 / 1024.0,
-    })
+
+    /// One turn of ingest load.
+    async fn ingest(&mut self, clients: usize, duration: Duration) -> anyhow::Result<()> {
+        let body: fn(&str) -> Bytes = if self.endpoints <= 2 {
+            tenant_zero_event
+        } else {
+            spread_event
+        };
+        let events_url = format!("{}/v1/events", self.hookd.ingest);
+        // Ids differ from turn to turn, so no turn's events are duplicates.
+        let prefix = format!("fleet{}t{}", self.endpoints, self.turns);
+        self.turns += 1;
+        let started = Instant::now();
+        let cpu = self.hookd.child.cpu_seconds();
+        let samples: Vec<Sample> = closed_loop_of(&events_url, clients, 1, duration, &prefix, body).await?;
+        self.figures.ingest_seconds += started.elapsed().as_secs_f64();
+        self.figures.ingest_events += samples.len();
+        self.figures.ingest_cpu_seconds += self.hookd.child.cpu_seconds() - cpu;
+        Ok(())
+    }
+
+    /// The size of `/metrics` after the load, and the figures.
+    async fn finish(self) -> anyhow::Result<Figures> {
+        let (status, metrics) = get(&format!("{}/metrics", self.hookd.admin)).await?;
+        if status != StatusCode::OK {
+            bail!("GET /metrics: {status}");
+        }
+        Ok(Figures {
+            metrics_kib: metrics.len() as f64 / 1024.0,
+            ..self.figures
+        })
+    }
+}
+
+/// Two endpoints per tenant.
+fn tenants(endpoints: usize) -> usize {
+    (endpoints / 2).max(1)
+}
+
+fn silent_url(silent: &std::net::TcpListener) -> anyhow::Result<String> {
+    Ok(format!("http://{}/hook", silent.local_addr()?))
 }
 
 /// `tenant-N.toml` with the tenant's two endpoints; `version` goes into
