@@ -4,8 +4,10 @@
 //! lock, taken once per attempt: no lock is shared by
 //! the attempts of different endpoints.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use rustc_hash::FxHashMap;
 
 use crate::store::AttemptRecord;
 
@@ -78,7 +80,7 @@ impl EndpointHealth {
 /// Every endpoint's recent attempts, in memory.
 #[derive(Debug, Default)]
 pub struct Health {
-    endpoints: RwLock<HashMap<String, Arc<EndpointHealth>>>,
+    endpoints: RwLock<FxHashMap<String, Arc<EndpointHealth>>>,
 }
 
 impl Health {
