@@ -12,7 +12,7 @@
 //! Endpoints are shared (`Arc`) with the workers that deliver to them, so
 //! a fleet is held once in memory.
 
-use rustc_hash::FxHashMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::endpoint::Endpoint;
@@ -21,18 +21,18 @@ use crate::tenant::Audience;
 
 /// For each event name, the endpoints that get it, as positions in the
 /// fleet's list (ascending: the config's order).
-type ByEvent = FxHashMap<String, Vec<usize>>;
+type ByEvent = HashMap<String, Vec<usize>>;
 
 #[derive(Debug, Clone, Default)]
 pub struct Fleet {
     /// In the config's order.
     endpoints: Vec<Arc<Endpoint>>,
-    by_id: FxHashMap<String, usize>,
+    by_id: HashMap<String, usize>,
     /// Positions in `endpoints`, sorted by id.
     sorted: Vec<usize>,
     /// Enabled endpoints with `tenant = "acme"`, by tenant, as positions
     /// in `endpoints` (ascending).
-    by_tenant: FxHashMap<String, Vec<usize>>,
+    by_tenant: HashMap<String, Vec<usize>>,
     /// Enabled endpoints with `tenant = "*"`.
     everyone: ByEvent,
     /// Enabled endpoints without a tenant.

@@ -4,10 +4,8 @@
 //! lock, taken once per attempt: no lock is shared by
 //! the attempts of different endpoints.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-
-use rustc_hash::FxHashMap;
 
 use crate::store::AttemptRecord;
 
@@ -80,7 +78,7 @@ impl EndpointHealth {
 /// Every endpoint's recent attempts, in memory.
 #[derive(Debug, Default)]
 pub struct Health {
-    endpoints: RwLock<FxHashMap<String, Arc<EndpointHealth>>>,
+    endpoints: RwLock<HashMap<String, Arc<EndpointHealth>>>,
 }
 
 impl Health {

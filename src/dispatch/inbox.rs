@@ -19,12 +19,11 @@
 //! closed one fails, and closing drops what it holds, in one step under
 //! its lock, so nothing waits in an inbox nobody reads.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
-use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 
 /// Fresh deliveries one inbox holds at most.
@@ -234,7 +233,7 @@ impl Drop for Charge {
 /// APIs (which hand over and wake) and the dispatcher (whose workers take).
 #[derive(Debug)]
 pub struct Inboxes {
-    by_endpoint: RwLock<FxHashMap<String, Arc<Inbox>>>,
+    by_endpoint: RwLock<HashMap<String, Arc<Inbox>>>,
     budget: Arc<AtomicUsize>,
 }
 

@@ -2,7 +2,7 @@
 //! is), kept across config reloads: a reload that keeps an endpoint keeps
 //! what its limit has learned.
 
-use rustc_hash::FxHashMap;
+use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use super::adaptive_limit::AdaptiveLimit;
@@ -17,7 +17,7 @@ pub struct EndpointLimits {
 
 #[derive(Debug, Default)]
 pub struct Limits {
-    endpoints: RwLock<FxHashMap<String, EndpointLimits>>,
+    endpoints: RwLock<HashMap<String, EndpointLimits>>,
 }
 
 impl Limits {

@@ -10,7 +10,7 @@
 //! with each change, after its write. So a count never runs ahead of what
 //! the store holds.
 
-use rustc_hash::FxHashMap;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -40,7 +40,7 @@ impl EndpointCounts {
 /// Every endpoint's counts.
 #[derive(Debug, Default)]
 pub struct DeliveryCounts {
-    endpoints: RwLock<FxHashMap<String, Arc<EndpointCounts>>>,
+    endpoints: RwLock<HashMap<String, Arc<EndpointCounts>>>,
 }
 
 /// What a delivery adds to its endpoint's counts.

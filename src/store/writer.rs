@@ -242,7 +242,6 @@ fn commit(db: &DB, shared: &Shared, group: Vec<Request>) {
     let mut new_events = 0;
     let mut new_deliveries: HashMap<String, u64> = HashMap::new();
     let mut verdicts = Vec::with_capacity(group.len());
-    let mut due = Vec::new();
     {
         // Events accepted earlier in this group, by id.
         let mut in_group: HashMap<&str, &NewEvent> = HashMap::new();
@@ -251,7 +250,7 @@ fn commit(db: &DB, shared: &Shared, group: Vec<Request>) {
             if let Verdict::Accept { outcomes, .. } = &verdict {
                 for (event, outcome) in request.events.iter().zip(outcomes) {
                     if !outcome.duplicate {
-                        add_event(&mut write, event, &mut due);
+                        add_event(&mut write, event);
                         new_events += 1;
                         in_group.insert(&event.id, event);
                         for endpoint in &event.endpoints {
@@ -262,12 +261,6 @@ fn commit(db: &DB, shared: &Shared, group: Vec<Request>) {
             }
             verdicts.push(verdict);
         }
-    }
-    // In key order, each insert into the memtable starts where the last
-    // one ended, however many endpoints the group's deliveries spread over.
-    due.sort_unstable();
-    for key in due {
-        write.put(cf::DUE, key, []);
     }
     let written = if write.batch.is_empty() {
         Ok(())
@@ -411,9 +404,8 @@ impl Undoable<'_> {
     }
 }
 
-/// Adds the event, its deliveries and their index entries to `write`,
-/// all but the `due` keys, which go to `due`.
-fn add_event(write: &mut Undoable<'_>, event: &NewEvent, due: &mut Vec<Vec<u8>>) {
+/// Adds the event, its deliveries and their index entries to `write`.
+fn add_event(write: &mut Undoable<'_>, event: &NewEvent) {
     let meta = EventMeta {
         event: event.event.clone(),
         created_at: event.created_at.clone(),
@@ -441,7 +433,7 @@ fn add_event(write: &mut Undoable<'_>, event: &NewEvent, due: &mut Vec<Vec<u8>>)
             manual_retry: false,
         };
         write.put(cf::DELIVERIES, &id, delivery.encode());
-        due.push(keys::endpoint_timed(endpoint, event.received_at, &id));
+        write.put(cf::DUE, keys::endpoint_timed(endpoint, event.received_at, &id), []);
         write.put(cf::RECENT, keys::timed(event.received_at, &id), []);
     }
     if event.endpoints.is_empty() {
