@@ -1,5 +1,6 @@
 //! Fleets of endpoints (SPEC sections 2 and 6): endpoints in included
-//! files, one per tenant, watched like the main file; a reload that
+//! files, one per tenant, watched like the main file (ConfigMap symlink
+//! swaps included); a reload that
 //! changes one endpoint leaves the others' workers, connections and
 //! attempts in flight alone; and the endpoint listing comes a page at a
 //! time.
@@ -61,6 +62,51 @@ async fn endpoints_in_included_files_receive_and_a_new_file_is_picked_up() {
         .await;
     let received = receiver.wait_for(2, PATIENCE).await;
     assert_eq!(received[1].path, "/globex");
+}
+
+/// Lays out `endpoints.d` as Kubernetes projects a ConfigMap: the files
+/// in a timestamped directory, `..data` a symlink to it, and each file a
+/// symlink through `..data`. A new `version` is swapped in as the kubelet
+/// does: a new directory, a new `..data` renamed over the old one.
+fn project_config_map(dir: &Path, version: u32, files: &[(&str, String)]) {
+    use std::os::unix::fs::symlink;
+    let included = dir.join("endpoints.d");
+    let versioned = format!("..2026_12_02_00_00_0{version}");
+    std::fs::create_dir_all(included.join(&versioned)).unwrap();
+    for (name, text) in files {
+        std::fs::write(included.join(&versioned).join(name), text).unwrap();
+        let link = included.join(name);
+        if link.symlink_metadata().is_err() {
+            symlink(format!("..data/{name}"), link).unwrap();
+        }
+    }
+    symlink(&versioned, included.join("..data_tmp")).unwrap();
+    std::fs::rename(included.join("..data_tmp"), included.join("..data")).unwrap();
+    if version > 1 {
+        let previous = format!("..2026_12_02_00_00_0{}", version - 1);
+        std::fs::remove_dir_all(included.join(previous)).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_config_map_swap_of_an_included_file_is_picked_up() {
+    let receiver = Receiver::start().await;
+    let acme = |path: &str| [("acme.toml", endpoint("acme-crm", "acme", &receiver.url(path)))];
+    let sidecar = Sidecar::start_with(INCLUDE, |dir| project_config_map(dir, 1, &acme("/v1"))).await;
+    sidecar
+        .post_event(r#"{"event":"payment.completed","data":{},"tenant":"acme"}"#)
+        .await;
+    assert_eq!(receiver.wait_for(1, PATIENCE).await[0].path, "/v1");
+
+    // The ConfigMap is edited: same file name, same size, new contents.
+    let before = sidecar.loaded_at().await;
+    project_config_map(sidecar.config_dir(), 2, &acme("/v2"));
+    let config = sidecar.config_after(&before).await;
+    assert!(config["last_reload_error"].is_null(), "{config}");
+    sidecar
+        .post_event(r#"{"event":"payment.completed","data":{},"tenant":"acme"}"#)
+        .await;
+    assert_eq!(receiver.wait_for(2, PATIENCE).await[1].path, "/v2");
 }
 
 #[tokio::test]
