@@ -1,8 +1,8 @@
 //! Fleets: hookd with many endpoints (two per tenant, in included files,
 //! one file per tenant, `per_endpoint_metrics = false`) beside the same
 //! hookd with two endpoints: start-up, idle CPU and memory, a reload that
-//! changes one endpoint, ingest of events that each match two endpoints,
-//! and the size of `/metrics`.
+//! changes one endpoint, ingest of events that each match two endpoints
+//! (with hookd's CPU per ingested event), and the size of `/metrics`.
 //!
 //! Both deliver to a subscriber that never answers, with
 //! `delivery.concurrency = 1`: the delivery side does the same little work

@@ -1,9 +1,8 @@
 //! Fleets of endpoints (SPEC sections 2 and 6): endpoints in included
 //! files, one per tenant, watched like the main file (ConfigMap symlink
-//! swaps included); a reload that
-//! changes one endpoint leaves the others' workers, connections and
-//! attempts in flight alone; and the endpoint listing comes a page at a
-//! time.
+//! swaps included); a reload that changes one endpoint leaves the others'
+//! workers, connections and attempts in flight alone; and the endpoint
+//! listing comes a page at a time.
 
 use std::path::Path;
 use std::time::Duration;
