@@ -1,10 +1,15 @@
-//! Attempts as the store keeps them: one record per attempt, listed in
-//! order for the admin API. They are written by [`super::lifecycle`], in
-//! the same batch as the delivery's new state and the move of its index
-//! entry; until that write, the delivery's `due` entry stays where it was,
-//! so an attempt cut short by a crash is simply due again, under the same
-//! number.
+//! Attempts as the store keeps them: inside their delivery's record
+//! (schema 2), listed in order for the admin API. They are written by
+//! [`super::lifecycle`], with the delivery's new state and the move of its
+//! index entry in one write; until that write, the delivery's `due` entry
+//! stays where it was, so an attempt cut short by a crash is simply due
+//! again, under the same number.
+//!
+//! A store of schema 1 kept each attempt as an entry of its own in the
+//! `attempts` column family; [`apart`] reads those until the delivery's
+//! next change moves them into its record.
 
+use rocksdb::DB;
 use serde::{Deserialize, Serialize};
 
 use super::keys;
@@ -37,29 +42,30 @@ pub enum NextStep {
     Failed,
 }
 
-impl AttemptRecord {
-    /// The stored value: a format version byte, then JSON.
-    pub(super) fn encode(&self) -> Vec<u8> {
-        let mut value = vec![1u8];
-        serde_json::to_writer(&mut value, self).expect("attempt records serialize");
-        value
+impl Store {
+    /// Every recorded attempt of a delivery, in order (none if there is no
+    /// such delivery).
+    pub fn attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, Error> {
+        match self.delivery(id)? {
+            Some(record) if record.attempts_apart => apart(&*self.db()?, id),
+            Some(record) => Ok(record.attempts),
+            None => Ok(Vec::new()),
+        }
     }
 }
 
-impl Store {
-    /// Every recorded attempt of a delivery, in order.
-    pub fn attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, Error> {
-        let db = self.db()?;
-        let mut attempts = Vec::new();
-        for entry in with_prefix(&db, cf::ATTEMPTS, &keys::attempts_prefix(id)) {
-            let (_, value) = entry?;
-            let json = value
-                .split_first()
-                .filter(|(version, _)| **version == 1)
-                .map(|(_, json)| json)
-                .ok_or_else(|| Error::Corrupt("attempt record version".into()))?;
-            attempts.push(serde_json::from_slice(json).map_err(|error| Error::Corrupt(error.to_string()))?);
-        }
-        Ok(attempts)
+/// The attempts of delivery `id` kept apart from its record, as schema 1
+/// stored them: a format version byte (1), then JSON, per attempt.
+pub(super) fn apart(db: &DB, id: &str) -> Result<Vec<AttemptRecord>, Error> {
+    let mut attempts = Vec::new();
+    for entry in with_prefix(db, cf::ATTEMPTS, &keys::attempts_prefix(id)) {
+        let (_, value) = entry?;
+        let json = value
+            .split_first()
+            .filter(|(version, _)| **version == 1)
+            .map(|(_, json)| json)
+            .ok_or_else(|| Error::Corrupt("attempt record version".into()))?;
+        attempts.push(serde_json::from_slice(json).map_err(|error| Error::Corrupt(error.to_string()))?);
     }
+    Ok(attempts)
 }

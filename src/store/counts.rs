@@ -151,17 +151,8 @@ mod tests {
 
     fn record(endpoint: &str, status: DeliveryStatus) -> DeliveryRecord {
         DeliveryRecord {
-            event_id: "evt_1".into(),
-            endpoint: endpoint.into(),
-            event: "payment.completed".into(),
-            tenant: None,
             status,
-            attempt_count: 0,
-            next_attempt_at: 0,
-            created_at: 0,
-            updated_at: 0,
-            finished_at: None,
-            manual_retry: false,
+            ..DeliveryRecord::new("evt_1", endpoint, "payment.completed", None, 0)
         }
     }
 

@@ -10,12 +10,16 @@
 //!
 //! | change | expects | becomes | index entries |
 //! |---|---|---|---|
-//! | [`Change::Attempted`], next [`NextStep::RetryAt`] | pending, due at the time its actor read | pending, due later | `due` moves; the attempt is added |
-//! | [`Change::Attempted`], next [`NextStep::Succeeded`] | as above | succeeded | `due` → `finished`; the attempt is added |
-//! | [`Change::Attempted`], next [`NextStep::Failed`] | as above | failed | `due` → `finished` and `failed`; the attempt is added |
+//! | [`Change::Attempted`], next [`NextStep::RetryAt`] | pending, due at the time its actor read | pending, due later, the attempt added to its record | `due` moves |
+//! | [`Change::Attempted`], next [`NextStep::Succeeded`] | as above | succeeded, the attempt added | `due` → `finished` |
+//! | [`Change::Attempted`], next [`NextStep::Failed`] | as above | failed, the attempt added | `due` → `finished` and `failed` |
 //! | [`Change::ManualRetry`] | failed | pending, one extra attempt due now | `finished` and `failed` → `due` |
-//! | [`Change::Swept`] | finished before the retention cutoff | gone, with its attempts (and its event, with the event's last delivery) | all of its entries removed |
+//! | [`Change::Swept`] | finished before the retention cutoff | gone, with its attempts (and its event, with the event's last delivery) | all of its entries removed (the event's `recent` entry with the event) |
 //! | [`Store::unqueue`] | (its record cannot be read) | left as it is, off the queue | `due` entry removed |
+//!
+//! A record a hookd of schema 1 wrote keeps its attempts apart
+//! ([`DeliveryRecord::attempts_apart`]); its first change other than a
+//! sweep moves them into the record, in the same write.
 //!
 //! Who makes them: a worker records each attempt it made (and one of kind
 //! `corrupt_record` for a delivery it cannot send); the sweeper records an
@@ -31,7 +35,7 @@ use std::collections::HashMap;
 
 use rocksdb::{DB, WriteBatch};
 
-use super::attempts::{AttemptRecord, NextStep};
+use super::attempts::{self, AttemptRecord, NextStep};
 use super::keys::{self, Finished};
 use super::records::{DeliveryRecord, DeliveryStatus};
 use super::{Durability, Error, cf, column_family, with_prefix};
@@ -142,20 +146,23 @@ pub(super) fn plan(
     }
     // Every read before the first entry is added, so a failed read leaves
     // nothing of this transition in the group's write.
-    let last_of_event = matches!(change, Change::Swept) && !has_other_deliveries(db, overlay, &id, &before)?;
+    let swept = matches!(change, Change::Swept);
+    let last_of_event = swept && !has_other_deliveries(db, overlay, &id, &before)?;
+    // A record of schema 1 takes its attempts in at its first change.
+    let moved_in = match before.attempts_apart && !swept {
+        true => Some(attempts::apart(db, &id)?),
+        false => None,
+    };
     unindex(db, batch, &id, &before);
     // Attempts are not synced: a process crash keeps them (the log is in
     // the OS), and a power cut that loses one only means the attempt is
     // made again. A manual retry is: the operator's 202 promises it.
-    let (after, durability, event_removed) = match change {
+    let (mut after, durability, event_removed) = match change {
         Change::Attempted { mut attempt, next } => {
             attempt.n = before.attempt_count + 1;
-            put_attempt(db, batch, &id, &attempt);
-            (
-                Some(attempted(&before, attempt.n, next, now_ms)),
-                Durability::Written,
-                false,
-            )
+            let mut after = attempted(&before, attempt.n, next, now_ms);
+            after.attempts.push(attempt);
+            (Some(after), Durability::Written, false)
         }
         Change::ManualRetry => (Some(retried(&before, now_ms)), Durability::Synced, false),
         Change::Swept => {
@@ -163,6 +170,12 @@ pub(super) fn plan(
             (None, Durability::Written, last_of_event)
         }
     };
+    if let (Some(after), Some(mut apart)) = (&mut after, moved_in) {
+        delete_attempts_apart(db, batch, &id);
+        apart.append(&mut after.attempts);
+        after.attempts = apart;
+        after.attempts_apart = false;
+    }
     if let Some(after) = &after {
         index(db, batch, &id, after);
         batch.put_cf(column_family(db, cf::DELIVERIES), &id, after.encode());
@@ -219,22 +232,27 @@ fn retried(before: &DeliveryRecord, now_ms: u64) -> DeliveryRecord {
     after
 }
 
-fn put_attempt(db: &DB, batch: &mut WriteBatch, id: &str, attempt: &AttemptRecord) {
-    batch.put_cf(
-        column_family(db, cf::ATTEMPTS),
-        keys::attempt(id, attempt.n),
-        attempt.encode(),
-    );
-}
-
-/// Deletes everything of a finished delivery: the record, its attempts,
-/// its `recent` entry, and its event with its last delivery (in the same
-/// write, so a crash never leaves the event behind).
-fn remove(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord, last_of_event: bool) {
-    batch.delete_cf(column_family(db, cf::DELIVERIES), id);
+/// Deletes the attempts a record of schema 1 kept apart.
+fn delete_attempts_apart(db: &DB, batch: &mut WriteBatch, id: &str) {
     let attempts = keys::attempts_prefix(id);
     batch.delete_range_cf(column_family(db, cf::ATTEMPTS), &attempts, &keys::prefix_end(&attempts));
-    batch.delete_cf(column_family(db, cf::RECENT), keys::timed(record.created_at, id));
+}
+
+/// Deletes everything of a finished delivery: the record with its
+/// attempts, and its event with its last delivery, with the event's
+/// `recent` entry (in the same write, so a crash never leaves the event
+/// behind).
+fn remove(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord, last_of_event: bool) {
+    batch.delete_cf(column_family(db, cf::DELIVERIES), id);
+    if record.attempts_apart {
+        delete_attempts_apart(db, batch, id);
+    }
+    let recent = column_family(db, cf::RECENT);
+    if record.recent_per_delivery {
+        batch.delete_cf(recent, keys::timed(record.created_at, id));
+    } else if last_of_event {
+        batch.delete_cf(recent, keys::timed(record.created_at, &record.event_id));
+    }
     if last_of_event {
         batch.delete_cf(column_family(db, cf::EVENTS), &record.event_id);
     }

@@ -5,13 +5,13 @@
 //!
 //! | column family | key | value |
 //! |---|---|---|
-//! | `default` | `schema_version` | `1` |
+//! | `default` | `schema_version` | `2` |
 //! | `default` | `paused/{endpoint_id}` (an operator's pause) | empty |
 //! | `events` | event id | [`EventRecord`]: metadata, then the wire body |
 //! | `deliveries` | `{event_id}.{endpoint_id}` | [`DeliveryRecord`] |
-//! | `attempts` | delivery id, NUL, attempt number (u32 BE) | attempt record |
+//! | `attempts` | delivery id, NUL, attempt number (u32 BE) | attempt record (schema 1 only; see below) |
 //! | `due` | endpoint id, NUL, next attempt time (ms, u64 BE), delivery id | empty |
-//! | `recent` | creation time (ms, u64 BE), delivery id | empty |
+//! | `recent` | creation time (ms, u64 BE), event id | empty |
 //! | `finished` | finish time (ms, u64 BE), `d` or `e`, id | empty |
 //! | `failed` | endpoint id, NUL, failure time (ms, u64 BE), delivery id | empty |
 //!
@@ -23,13 +23,23 @@
 //! - A pending delivery has exactly one `due` entry, at its
 //!   `next_attempt_at`; a finished one has none, and one `finished` entry;
 //!   a failed one also has one `failed` entry (for counts and bulk retry).
-//! - Every delivery has one `recent` entry, at its `created_at`.
+//! - Every event with deliveries has one `recent` entry, at its
+//!   deliveries' `created_at`; it goes with the event.
 //! - An event with no deliveries has a `finished` entry of kind `e` from
 //!   the moment it is stored, so retention removes it too.
 //! - Only the writer thread ([`writer`]) adds events, so the check for an
 //!   existing id and the write that follows cannot race; only the change
 //!   writer thread ([`change_writer`]) changes a delivery, so a change's
 //!   check of the state it expects and its write cannot race either.
+//!
+//! # Schema 1
+//!
+//! A store written by a hookd of schema 1 is opened as it is, and marked
+//! schema 2 (so that hookd refuses it afterwards). Its delivery records
+//! (format 1) keep their attempts in the `attempts` column family and have
+//! a `recent` entry each, keyed by delivery id; both are read where they
+//! are, and a record's first change moves its attempts into it. Nothing is
+//! rewritten on open.
 //!
 //! # Recovery
 //!
@@ -85,7 +95,11 @@ pub use retention::SweepStats;
 pub use writer::{IngestError, IngestOutcome, NewEvent, WriteStats};
 
 const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
-const SCHEMA_VERSION: &[u8] = b"1";
+/// Schema 2 keeps attempts inside delivery records and one `recent`
+/// entry per event.
+const SCHEMA_VERSION: &[u8] = b"2";
+/// Attempts apart, a `recent` entry per delivery; read as it is.
+const SCHEMA_VERSION_1: &[u8] = b"1";
 
 /// Column family names.
 mod cf {
@@ -629,19 +643,27 @@ fn cf_options(name: &str, cache: &Cache) -> Options {
     options
 }
 
-/// Writes the schema version on a new store; refuses a store written in a
-/// format this hookd does not know.
+/// Writes the schema version on a new store; upgrades a store of schema 1
+/// (whose records this hookd reads as they are: see [`records`]), so a
+/// hookd of schema 1 refuses it from then on rather than misread what
+/// this one writes; refuses a store written in a format this hookd does
+/// not know.
 fn check_schema(db: &DB) -> Result<(), Error> {
+    let mut synced = rocksdb::WriteOptions::default();
+    synced.set_sync(true);
     match db.get(SCHEMA_VERSION_KEY)? {
         None => {
-            let mut write = rocksdb::WriteOptions::default();
-            write.set_sync(true);
-            db.put_opt(SCHEMA_VERSION_KEY, SCHEMA_VERSION, &write)?;
+            db.put_opt(SCHEMA_VERSION_KEY, SCHEMA_VERSION, &synced)?;
             Ok(())
         }
         Some(version) if version == SCHEMA_VERSION => Ok(()),
+        Some(version) if version == SCHEMA_VERSION_1 => {
+            tracing::info!("the store has schema version 1: upgrading it to 2 in place (no record is rewritten)");
+            db.put_opt(SCHEMA_VERSION_KEY, SCHEMA_VERSION, &synced)?;
+            Ok(())
+        }
         Some(version) => Err(Error::Incompatible(format!(
-            "the store has schema version {}, this hookd reads version {}",
+            "the store has schema version {}, this hookd reads versions 1 and {}",
             String::from_utf8_lossy(&version),
             String::from_utf8_lossy(SCHEMA_VERSION)
         ))),

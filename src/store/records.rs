@@ -4,12 +4,23 @@
 //! what an earlier one wrote. Metadata is JSON (self-describing, so fields
 //! can be added with defaults); an event's wire body follows its metadata
 //! raw, because it is the bulk of the record and is sent as it is.
+//!
+//! Delivery records come in two formats. Format 2 (schema 2) holds the
+//! delivery's attempts, so recording an attempt rewrites one record instead
+//! of adding a second entry. Format 1 (schema 1) kept each attempt apart,
+//! in the `attempts` column family, and had a `recent` entry per delivery:
+//! such a record reads as [`DeliveryRecord::attempts_apart`] and
+//! [`DeliveryRecord::recent_per_delivery`], and its next change moves its
+//! attempts in (see [`super::lifecycle`]).
 
 use serde::{Deserialize, Serialize};
 
 use super::Error;
+use super::attempts::AttemptRecord;
 
 const FORMAT_V1: u8 = 1;
+/// Delivery records with their attempts inside.
+const FORMAT_V2: u8 = 2;
 
 /// A stored event: its metadata and the exact body subscribers receive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,18 +137,59 @@ pub struct DeliveryRecord {
     /// delivery is failed again, whatever the schedule.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub manual_retry: bool,
+    /// Every recorded attempt, in order (but see `attempts_apart`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<AttemptRecord>,
+    /// Written in format 1 with attempts, which are then in the `attempts`
+    /// column family, not in `attempts`; never stored.
+    #[serde(skip)]
+    pub attempts_apart: bool,
+    /// Created by a hookd of schema 1: its `recent` entry is its own (keyed
+    /// by delivery id), not its event's. Kept when the record is rewritten.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recent_per_delivery: bool,
 }
 
 impl DeliveryRecord {
+    /// A new delivery of event `event_id` to `endpoint`, due at once.
+    pub fn new(event_id: &str, endpoint: &str, event: &str, tenant: Option<&str>, created_at: u64) -> DeliveryRecord {
+        DeliveryRecord {
+            event_id: event_id.to_owned(),
+            endpoint: endpoint.to_owned(),
+            event: event.to_owned(),
+            tenant: tenant.map(str::to_owned),
+            status: DeliveryStatus::Pending,
+            attempt_count: 0,
+            next_attempt_at: created_at,
+            created_at,
+            updated_at: created_at,
+            finished_at: None,
+            manual_retry: false,
+            attempts: Vec::new(),
+            attempts_apart: false,
+            recent_per_delivery: false,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
-        let mut value = vec![FORMAT_V1];
+        debug_assert!(!self.attempts_apart, "a record is written with its attempts inside");
+        let mut value = vec![FORMAT_V2];
         serde_json::to_writer(&mut value, self).expect("delivery records always serialize");
         value
     }
 
     pub fn decode(value: &[u8]) -> Result<DeliveryRecord, Error> {
-        let rest = check_version(value).map_err(|reason| Error::Corrupt(format!("delivery record: {reason}")))?;
-        serde_json::from_slice(rest).map_err(|error| Error::Corrupt(format!("delivery record: {error}")))
+        let corrupt = |reason: String| Error::Corrupt(format!("delivery record: {reason}"));
+        let (version, json) = value.split_first().ok_or_else(|| corrupt("empty value".to_owned()))?;
+        let mut record: DeliveryRecord = match *version {
+            FORMAT_V1 | FORMAT_V2 => serde_json::from_slice(json).map_err(|error| corrupt(error.to_string()))?,
+            version => return Err(corrupt(format!("unknown format version {version}"))),
+        };
+        if *version == FORMAT_V1 {
+            record.attempts_apart = record.attempt_count > 0;
+            record.recent_per_delivery = true;
+        }
+        Ok(record)
     }
 }
 
@@ -176,10 +228,50 @@ mod tests {
     }
 
     #[test]
+    fn delivery_records_keep_their_attempts_inside() {
+        let mut record = DeliveryRecord::new("evt_1", "crm", "payment.completed", Some("acme"), 1_000);
+        record.attempt_count = 1;
+        record.attempts.push(AttemptRecord {
+            n: 1,
+            at: 1_001,
+            status_code: Some(500),
+            error_kind: Some("http_5xx".into()),
+            latency_ms: 3,
+            response_snippet: "busy".into(),
+        });
+        let value = record.encode();
+        assert_eq!(value[0], FORMAT_V2);
+        assert_eq!(DeliveryRecord::decode(&value).unwrap(), record);
+    }
+
+    #[test]
+    fn format_1_delivery_records_say_where_their_attempts_and_recent_entry_are() {
+        let written_by_schema_1 = r#"{"event_id":"evt_1","endpoint":"crm","event":"payment.completed","status":"pending","attempt_count":2,"next_attempt_at":5,"created_at":1,"updated_at":4}"#;
+        let mut value = vec![FORMAT_V1];
+        value.extend_from_slice(written_by_schema_1.as_bytes());
+        let record = DeliveryRecord::decode(&value).unwrap();
+        assert!(record.attempts_apart && record.recent_per_delivery);
+        assert_eq!((record.attempt_count, record.attempts.len()), (2, 0));
+
+        let fresh = written_by_schema_1.replace(r#""attempt_count":2"#, r#""attempt_count":0"#);
+        value.truncate(1);
+        value.extend_from_slice(fresh.as_bytes());
+        let record = DeliveryRecord::decode(&value).unwrap();
+        assert!(!record.attempts_apart, "no attempts to look for");
+        assert!(record.recent_per_delivery);
+        let rewritten = DeliveryRecord::decode(&record.encode()).unwrap();
+        assert!(
+            rewritten.recent_per_delivery,
+            "a rewrite keeps where its recent entry is"
+        );
+    }
+
+    #[test]
     fn damaged_values_are_errors_not_panics() {
         for value in [
             &b""[..],
             b"\x02{}",
+            b"\x03{}",
             b"\x01\x00\x00\x00\xff{}",
             b"\x01\x00\x00\x00\x02{}",
         ] {

@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::counts::DeliveryCounts;
 use super::keys::{self, Finished};
-use super::records::{DeliveryRecord, DeliveryStatus, EventMeta, EventRecord};
+use super::records::{DeliveryRecord, EventMeta, EventRecord};
 use super::{Durability, Error, cf, column_family};
 
 /// Requests waiting for the writer; senders wait when it is full.
@@ -419,24 +419,19 @@ fn add_event(write: &mut Undoable<'_>, event: &NewEvent) {
     write.put(cf::EVENTS, &event.id, EventRecord::encode_parts(&meta, &event.body));
     for endpoint in &event.endpoints {
         let id = keys::delivery_id(&event.id, endpoint);
-        let delivery = DeliveryRecord {
-            event_id: event.id.clone(),
-            endpoint: endpoint.clone(),
-            event: event.event.clone(),
-            tenant: event.tenant.clone(),
-            status: DeliveryStatus::Pending,
-            attempt_count: 0,
-            next_attempt_at: event.received_at,
-            created_at: event.received_at,
-            updated_at: event.received_at,
-            finished_at: None,
-            manual_retry: false,
-        };
+        let delivery = DeliveryRecord::new(
+            &event.id,
+            endpoint,
+            &event.event,
+            event.tenant.as_deref(),
+            event.received_at,
+        );
         write.put(cf::DELIVERIES, &id, delivery.encode());
         write.put(cf::DUE, keys::endpoint_timed(endpoint, event.received_at, &id), []);
-        write.put(cf::RECENT, keys::timed(event.received_at, &id), []);
     }
-    if event.endpoints.is_empty() {
+    if !event.endpoints.is_empty() {
+        write.put(cf::RECENT, keys::timed(event.received_at, &event.id), []);
+    } else {
         write.put(
             cf::FINISHED,
             keys::finished(event.received_at, Finished::Event, &event.id),

@@ -23,6 +23,7 @@ mod races;
 mod reload;
 mod retention;
 mod safety;
+mod schema_1;
 mod security;
 mod subscribers;
 mod support;

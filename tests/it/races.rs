@@ -46,7 +46,7 @@ fn assert_consistent(store: &Store, endpoint: &str) {
     let counts = store.counts().unwrap();
     assert_eq!(counts.due, store.pending_count(endpoint));
     assert_eq!(counts.failed, store.failed_count(endpoint));
-    assert_eq!(counts.deliveries, counts.recent, "a recent entry per delivery");
+    assert_eq!(counts.events, counts.recent, "a recent entry per event");
     assert_eq!(
         counts.events, counts.deliveries,
         "one delivery per event, no event left behind"

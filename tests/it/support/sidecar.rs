@@ -153,7 +153,7 @@ impl Sidecar {
 }
 
 /// The store's counts with only what ingest writes: events, deliveries and
-/// their `recent` entries. Attempts and the `due`/`finished` entries change
+/// the events' `recent` entries. Attempts and the `due`/`finished` entries change
 /// as the dispatcher works, so tests of ingest compare these alone.
 pub fn ingested(store: &Store) -> Counts {
     let counts = store.counts().expect("counting the store");
