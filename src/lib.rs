@@ -132,7 +132,7 @@ pub async fn run(
     let (settings_sender, settings) = watch::channel(Arc::new(settings));
     let reloader = Reloader::new(settings_sender, config_status.clone(), metrics.clone(), bound);
     let current_settings = settings.clone();
-    let state = AppState {
+    let state = AppState::new(api::Shared {
         store: store.clone(),
         settings,
         inboxes,
@@ -141,7 +141,7 @@ pub async fn run(
         health,
         config_status,
         metrics,
-    };
+    });
     tracing::info!("ingest API listening on http://{}", bound.ingest);
     tracing::info!("admin API listening on http://{}", bound.admin);
 

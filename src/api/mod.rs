@@ -26,9 +26,13 @@ use crate::store::Store;
 
 pub use config_status::{ConfigState, ConfigStatus};
 
-/// What the handlers share.
+/// What the handlers share: one `Arc`, since axum clones the state for
+/// every request and every layer that takes it.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub store: Store,
     /// The current config; a reload publishes a new one.
     pub settings: watch::Receiver<Arc<Settings>>,
@@ -47,6 +51,20 @@ pub struct AppState {
 }
 
 impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl Shared {
     /// The config in force now; a request keeps using the one it started with.
     pub fn settings(&self) -> Arc<Settings> {
         self.settings.borrow().clone()
