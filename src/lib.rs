@@ -13,6 +13,8 @@
 //! - [`dispatch`] reads each endpoint's due deliveries and sends them,
 //!   signed ([`sign`]), retrying on failure;
 //! - [`api::admin`] serves health to probes and operators;
+//! - [`cluster`] (cluster mode) parks long waits in NATS JetStream and
+//!   adopts what other replicas parked;
 //! - [`config`] loads and checks the settings all of this runs on, and
 //!   [`reload`] swaps in a changed config while running;
 //! - [`telemetry`] sets up logs and exports traces;
@@ -24,6 +26,7 @@ pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod dispatch;
 pub mod event;
@@ -46,6 +49,7 @@ use tokio::sync::watch;
 
 use crate::api::AppState;
 use crate::api::ConfigStatus;
+use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
 use crate::dispatch::health::Health;
@@ -132,6 +136,23 @@ pub async fn run(
     let (settings_sender, settings) = watch::channel(Arc::new(settings));
     let reloader = Reloader::new(settings_sender, config_status.clone(), metrics.clone(), bound);
     let current_settings = settings.clone();
+    let cluster_settings = current_settings.borrow().cluster.clone();
+    let cluster = match &cluster_settings {
+        Some(cluster) => Some(
+            Cluster::start(
+                cluster,
+                cluster::Parts {
+                    store: store.clone(),
+                    settings: settings.clone(),
+                    pauses: pauses.clone(),
+                    inboxes: inboxes.clone(),
+                    metrics: metrics.clone(),
+                },
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let state = AppState::new(api::Shared {
         store: store.clone(),
         settings,
@@ -158,6 +179,7 @@ pub async fn run(
     let recovery = tokio::spawn(store_recovery::recover_forever(store.clone()));
     let delivery = tokio::spawn(deliver_until_stopped(
         dispatcher,
+        cluster,
         reloader,
         current_settings,
         stopped.clone(),
@@ -180,9 +202,11 @@ pub async fn run(
 }
 
 /// Runs delivery, applying config reloads as they come, until `stopped`;
-/// then lets attempts in flight finish within the shutdown grace.
+/// then lets attempts in flight finish within the shutdown grace, and in
+/// cluster mode parks what is left within the park grace.
 async fn deliver_until_stopped(
     mut dispatcher: Dispatcher,
+    cluster: Option<Cluster>,
     mut reloader: Option<Reloader>,
     settings: watch::Receiver<Arc<Settings>>,
     mut stopped: watch::Receiver<bool>,
@@ -201,4 +225,7 @@ async fn deliver_until_stopped(
     }
     let grace = settings.borrow().delivery.shutdown_grace;
     dispatcher.shutdown(grace).await;
+    if let Some(cluster) = cluster {
+        cluster.stop().await;
+    }
 }

@@ -162,6 +162,11 @@ impl Metrics {
         }
     }
 
+    /// Adds series kept elsewhere (cluster mode's) to the page.
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        self.registry.register(collector).expect("registered once");
+    }
+
     /// One synced store write took `took` (the store reports each).
     pub fn store_write(&self, took: std::time::Duration) {
         self.store_writes.observe(took.as_secs_f64());

@@ -10,6 +10,15 @@ use std::time::Duration;
 /// Anything longer is a typo, and time arithmetic stays far from overflow.
 pub const MAX_DURATION: Duration = Duration::from_millis(36_525 * 86_400_000);
 
+/// A duration longer than zero.
+pub fn positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!("`{text}` must be longer than zero"));
+    }
+    Ok(duration)
+}
+
 /// Parses `<digits><unit>` with unit `ms`, `s`, `m`, `h` or `d`, at most
 /// [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

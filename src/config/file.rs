@@ -26,6 +26,7 @@ pub struct ConfigFile {
     pub storage: StorageFile,
     pub delivery: DeliveryFile,
     pub telemetry: TelemetryFile,
+    pub cluster: ClusterFile,
     pub endpoints: Vec<EndpointFile>,
 }
 
@@ -83,6 +84,20 @@ pub struct TelemetryFile {
     pub otlp_protocol: String,
     pub service_name: String,
     pub per_endpoint_metrics: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<String>,
+    pub ack: String,
+    pub park_after: String,
+    pub park_grace: String,
+    pub lease: String,
+    pub replicas: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -163,12 +178,16 @@ fn default_signatures() -> Vec<String> {
 impl ConfigFile {
     /// The same configuration with every secret value replaced by
     /// [`REDACTED`]: the tokens, endpoint secrets and the values of endpoint
-    /// `headers` (where credentials go). Variable names, file paths and
-    /// header names stay: they are not secret.
+    /// `headers` (where credentials go), and a user and password in
+    /// `cluster.nats_url`. Variable names, file paths and header names
+    /// stay: they are not secret.
     pub fn redacted(&self) -> ConfigFile {
         let mut copy = self.clone();
         redact(&mut copy.ingest.token);
         redact(&mut copy.admin.token);
+        if let Some(servers) = &mut copy.cluster.nats_url {
+            *servers = redact_user_info(servers);
+        }
         for endpoint in &mut copy.endpoints {
             redact(&mut endpoint.secret);
             for value in endpoint.headers.values_mut() {
@@ -191,8 +210,37 @@ impl std::fmt::Debug for ConfigFile {
     }
 }
 
+/// `servers` (comma-separated URLs) with what stands before each `@`
+/// after the scheme replaced by [`REDACTED`].
+fn redact_user_info(servers: &str) -> String {
+    let redacted: Vec<String> = servers
+        .split(',')
+        .map(|server| match server.split_once("://") {
+            Some((scheme, rest)) if rest.contains('@') => {
+                let host = rest.rsplit('@').next().unwrap_or(rest);
+                format!("{scheme}://{REDACTED}@{host}")
+            }
+            _ => server.to_owned(),
+        })
+        .collect();
+    redacted.join(",")
+}
+
 fn redact(secret: &mut Option<String>) {
     if secret.is_some() {
         *secret = Some(REDACTED.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_and_password_in_the_nats_urls_are_redacted() {
+        assert_eq!(
+            redact_user_info("nats://hookd:s3cret@nats-0:4222, nats://nats-1:4222"),
+            format!("nats://{REDACTED}@nats-0:4222, nats://nats-1:4222")
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! SOURCE is the file path, `env HOOKD_...` or `defaults`.
 
 mod access;
+mod cluster;
 mod duration;
 mod endpoint;
 mod file;
@@ -28,6 +29,7 @@ use self::verbatim_env::VerbatimEnv;
 use self::yaml::Yaml;
 
 pub use access::Access;
+pub use cluster::{ClusterAck, ClusterSettings};
 pub use duration::parse_duration;
 pub use endpoint::Endpoint;
 pub use file::{ConfigFile, REDACTED};

@@ -12,7 +12,8 @@ use http::Uri;
 use ipnet::IpNet;
 
 use super::access::{Access, access};
-use super::duration::parse_duration;
+use super::cluster::{ClusterSettings, cluster_settings};
+use super::duration::{parse_duration, positive_duration};
 use super::endpoint::{Endpoint, EndpointIds};
 use super::file::{ConfigFile, EndpointFile};
 use super::fleet::Fleet;
@@ -35,6 +36,8 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub delivery: DeliverySettings,
     pub telemetry: TelemetrySettings,
+    /// Cluster mode's settings; `None`: standalone.
+    pub cluster: Option<ClusterSettings>,
     /// The endpoints, indexed for routing.
     pub endpoints: Fleet,
     /// The configuration as written, for `check-config` and the admin API.
@@ -110,7 +113,7 @@ pub struct TelemetrySettings {
 
 impl Settings {
     /// What differs from `other` that only a restart applies: listen
-    /// addresses, the store's path, and the telemetry export.
+    /// addresses, the store's path, `[cluster]`, and the telemetry export.
     pub fn restart_needed_for(&self, other: &Settings) -> Vec<&'static str> {
         let mut keys = Vec::new();
         if self.ingest.listen != other.ingest.listen {
@@ -121,6 +124,9 @@ impl Settings {
         }
         if self.storage.path != other.storage.path {
             keys.push("storage.path");
+        }
+        if self.cluster != other.cluster {
+            keys.push("cluster");
         }
         let (mine, theirs) = (&self.telemetry, &other.telemetry);
         if mine.per_endpoint_metrics != theirs.per_endpoint_metrics {
@@ -167,6 +173,7 @@ impl Settings {
         let storage = storage_settings(&file, &mut problems);
         let delivery = delivery_settings(&file, &mut problems);
         let telemetry = telemetry_settings(&file, &mut problems);
+        let cluster = cluster_settings(&file.cluster, &mut problems);
         let mut ids = EndpointIds::default();
         let mut endpoints = Vec::new();
         let main_source = locate("endpoints");
@@ -202,6 +209,7 @@ impl Settings {
             storage: storage.expect(unchecked),
             delivery: delivery.expect(unchecked),
             telemetry: telemetry.expect(unchecked),
+            cluster: cluster.expect(unchecked),
             file,
             referenced_files,
             source: None,
@@ -418,12 +426,4 @@ fn within(value: u64, max: u64, max_text: &str) -> Result<usize, String> {
 /// `OTEL_EXPORTER_OTLP_HEADERS`.
 fn parse_otlp_endpoint(text: &str) -> Result<Uri, String> {
     parse_http_url(text, "send them with OTEL_EXPORTER_OTLP_HEADERS")
-}
-
-fn positive_duration(text: &str) -> Result<Duration, String> {
-    let duration = parse_duration(text)?;
-    if duration.is_zero() {
-        return Err(format!("`{text}` must be longer than zero"));
-    }
-    Ok(duration)
 }

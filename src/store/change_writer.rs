@@ -205,7 +205,7 @@ fn commit(db: &DB, shared: &Shared, group: Vec<Request>) {
                     (Err(error), Some(_)) => Err(Error::Db(error.clone())),
                     (_, moved) => {
                         if let Some((before, after)) = moved {
-                            shared.counts.moved(&before, after.as_ref());
+                            shared.counts.moved(before.as_ref(), after.as_ref());
                         }
                         Ok(plan.applied)
                     }

@@ -95,13 +95,16 @@ impl DeliveryCounts {
         self.add(endpoint, Share::Pending, n);
     }
 
-    /// A delivery changed from `before` to `after` (`None`: removed).
-    pub fn moved(&self, before: &DeliveryRecord, after: Option<&DeliveryRecord>) {
-        let from = Share::of(before);
+    /// A delivery changed from `before` to `after` (`None`: absent).
+    pub fn moved(&self, before: Option<&DeliveryRecord>, after: Option<&DeliveryRecord>) {
+        let Some(endpoint) = before.or(after).map(|record| record.endpoint.as_str()) else {
+            return;
+        };
+        let from = before.map_or(Share::Neither, Share::of);
         let to = after.map_or(Share::Neither, Share::of);
         if from != to {
-            self.remove(&before.endpoint, from);
-            self.add(&before.endpoint, to, 1);
+            self.remove(endpoint, from);
+            self.add(endpoint, to, 1);
         }
     }
 
@@ -164,13 +167,13 @@ mod tests {
         let pending = record("a", DeliveryStatus::Pending);
         let failed = record("a", DeliveryStatus::Failed);
         let succeeded = record("a", DeliveryStatus::Succeeded);
-        counts.moved(&pending, Some(&failed));
-        counts.moved(&pending, Some(&succeeded));
-        counts.moved(&pending, Some(&pending));
+        counts.moved(Some(&pending), Some(&failed));
+        counts.moved(Some(&pending), Some(&succeeded));
+        counts.moved(Some(&pending), Some(&pending));
         assert_eq!(counts.of("a"), (1, 1));
-        counts.moved(&failed, Some(&pending));
+        counts.moved(Some(&failed), Some(&pending));
         assert_eq!(counts.of("a"), (2, 0));
-        counts.moved(&succeeded, None);
+        counts.moved(Some(&succeeded), None);
         counts.unqueued("a");
         assert_eq!(counts.of("a"), (1, 0));
         assert_eq!(counts.of("b"), (0, 0));

@@ -15,6 +15,8 @@
 //! | [`Change::Attempted`], next [`NextStep::Failed`] | as above | failed, the attempt added | `due` → `finished` and `failed` |
 //! | [`Change::ManualRetry`] | failed | pending, one extra attempt due now | `finished` and `failed` → `due` |
 //! | [`Change::Swept`] | finished before the retention cutoff | gone, with its attempts (and its event, with the event's last delivery) | all of its entries removed (the event's `recent` entry with the event) |
+//! | [`Change::Parked`] | pending, due at the time its actor read | gone from this store, held by JetStream (cluster mode); its event stays, for duplicates | all of its entries removed; with the event's last delivery, the event's `recent` entry becomes a `finished` one |
+//! | [`Change::Adopted`] | absent | pending as JetStream held it, attempts and schedule kept | `due`, and the event (if not stored) with its `recent` entry |
 //! | [`Store::unqueue`] | (its record cannot be read) | left as it is, off the queue | `due` entry removed |
 //!
 //! A record a hookd of schema 1 wrote keeps its attempts apart
@@ -26,7 +28,8 @@
 //! `expired` attempt for a delivery that waited past the retention on an
 //! inactive endpoint, and sweeps; an operator retries. What those mean
 //! (which outcome retries, after how long, what "expired" is) is decided
-//! by them, above the store.
+//! by them, above the store. In cluster mode the parker parks what waits
+//! long and the adopter adopts what JetStream holds ([`crate::cluster`]).
 //!
 //! Ingest creates deliveries ([`super::writer`]); creation is not a change
 //! of state and needs no expectation: a new id cannot be stored yet.
@@ -37,7 +40,7 @@ use rocksdb::{DB, WriteBatch};
 
 use super::attempts::{self, AttemptRecord, NextStep};
 use super::keys::{self, Finished};
-use super::records::{DeliveryRecord, DeliveryStatus};
+use super::records::{DeliveryRecord, DeliveryStatus, EventRecord};
 use super::{Durability, Error, cf, column_family, with_prefix};
 
 /// What a change expects of the delivery as stored.
@@ -49,6 +52,8 @@ pub enum Expect {
     Failed,
     /// Succeeded or failed, and finished before this time (ms).
     FinishedBefore(u64),
+    /// Not stored.
+    Absent,
 }
 
 impl Expect {
@@ -59,6 +64,7 @@ impl Expect {
             Expect::FinishedBefore(cutoff) => {
                 record.status.is_finished() && record.finished_at.is_some_and(|at| at < cutoff)
             }
+            Expect::Absent => false,
         }
     }
 }
@@ -76,6 +82,15 @@ pub enum Change {
     /// Retention removes the delivery, its attempts, and its event once no
     /// other delivery of the event is left.
     Swept,
+    /// JetStream confirmed it holds the delivery: this store lets it go,
+    /// and keeps its event (and so its id, for duplicates) until the
+    /// retention removes it.
+    Parked,
+    /// A delivery JetStream held comes to this store, with its event.
+    Adopted {
+        record: Box<DeliveryRecord>,
+        event: Box<EventRecord>,
+    },
 }
 
 /// A change to apply: to which delivery, expecting what, at what time.
@@ -112,9 +127,9 @@ pub(super) type Overlay = HashMap<String, Option<DeliveryRecord>>;
 /// One transition planned into a group's write.
 pub(super) struct Planned {
     pub applied: Applied,
-    /// The record before and after, for the counts; `None` when nothing
-    /// changed.
-    pub moved: Option<(DeliveryRecord, Option<DeliveryRecord>)>,
+    /// The record before and after (`None`: absent), for the counts;
+    /// `None` when nothing changed.
+    pub moved: Option<(Option<DeliveryRecord>, Option<DeliveryRecord>)>,
     pub durability: Durability,
 }
 
@@ -139,7 +154,18 @@ pub(super) fn plan(
         durability: Durability::Written,
     };
     let Some(before) = current(db, overlay, &id)? else {
-        return Ok(unchanged(Applied::Missing));
+        return match change {
+            Change::Adopted { record, event } if expect == Expect::Absent => {
+                adopt(db, batch, &id, &record, &event)?;
+                overlay.insert(id, Some((*record).clone()));
+                Ok(Planned {
+                    applied: Applied::Done { event_removed: false },
+                    moved: Some((None, Some(*record))),
+                    durability: Durability::Synced,
+                })
+            }
+            _ => Ok(unchanged(Applied::Missing)),
+        };
     };
     if !expect.holds(&before) {
         return Ok(unchanged(Applied::Stale));
@@ -147,9 +173,10 @@ pub(super) fn plan(
     // Every read before the first entry is added, so a failed read leaves
     // nothing of this transition in the group's write.
     let swept = matches!(change, Change::Swept);
-    let last_of_event = swept && !has_other_deliveries(db, overlay, &id, &before)?;
+    let leaves = swept || matches!(change, Change::Parked);
+    let last_of_event = leaves && !has_other_deliveries(db, overlay, &id, &before)?;
     // A record of schema 1 takes its attempts in at its first change.
-    let moved_in = match before.attempts_apart && !swept {
+    let moved_in = match before.attempts_apart && !leaves {
         true => Some(attempts::apart(db, &id)?),
         false => None,
     };
@@ -169,6 +196,14 @@ pub(super) fn plan(
             remove(db, batch, &id, &before, last_of_event);
             (None, Durability::Written, last_of_event)
         }
+        // Not synced: JetStream holds it already, and a crash that loses
+        // this write only leaves a copy that is sent twice at worst.
+        Change::Parked => {
+            let_go(db, batch, &id, &before, last_of_event.then_some(now_ms));
+            (None, Durability::Written, false)
+        }
+        // Its `expect` is `Absent`, which no stored record meets.
+        Change::Adopted { .. } => unreachable!("an adoption expects no record"),
     };
     if let (Some(after), Some(mut apart)) = (&mut after, moved_in) {
         delete_attempts_apart(db, batch, &id);
@@ -183,7 +218,7 @@ pub(super) fn plan(
     overlay.insert(id, after.clone());
     Ok(Planned {
         applied: Applied::Done { event_removed },
-        moved: Some((before, after)),
+        moved: Some((Some(before), after)),
         durability,
     })
 }
@@ -256,6 +291,48 @@ fn remove(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord, la
     if last_of_event {
         batch.delete_cf(column_family(db, cf::EVENTS), &record.event_id);
     }
+}
+
+/// Deletes a parked delivery's record, attempts and `recent` entry; with
+/// the event's last delivery (`quiet_since`: now), its event's `recent`
+/// entry becomes a `finished` one, so retention removes the event in
+/// time and a resubmission meanwhile is a duplicate.
+fn let_go(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord, quiet_since: Option<u64>) {
+    batch.delete_cf(column_family(db, cf::DELIVERIES), id);
+    if record.attempts_apart {
+        delete_attempts_apart(db, batch, id);
+    }
+    let recent = column_family(db, cf::RECENT);
+    if record.recent_per_delivery {
+        batch.delete_cf(recent, keys::timed(record.created_at, id));
+    }
+    if let Some(now_ms) = quiet_since {
+        batch.delete_cf(recent, keys::timed(record.created_at, &record.event_id));
+        batch.put_cf(
+            column_family(db, cf::FINISHED),
+            keys::finished(now_ms, Finished::Event, &record.event_id),
+            [],
+        );
+    }
+}
+
+/// Writes an adopted delivery, and its event unless it is stored here
+/// already (its other deliveries, or this one parked from here).
+fn adopt(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord, event: &EventRecord) -> Result<(), Error> {
+    if db
+        .get_pinned_cf(column_family(db, cf::EVENTS), &record.event_id)?
+        .is_none()
+    {
+        batch.put_cf(column_family(db, cf::EVENTS), &record.event_id, event.encode());
+    }
+    batch.put_cf(
+        column_family(db, cf::RECENT),
+        keys::timed(record.created_at, &record.event_id),
+        [],
+    );
+    index(db, batch, id, record);
+    batch.put_cf(column_family(db, cf::DELIVERIES), id, record.encode());
+    Ok(())
 }
 
 /// Whether delivery `id`'s event has another delivery, as stored and not

@@ -44,6 +44,11 @@ pub fn sweep(store: &Store, cutoff_ms: u64) -> Result<SweepStats, Error> {
             match kind {
                 Finished::Event => {
                     quiet_events.delete_cf(column_family(&db, cf::FINISHED), key);
+                    // A delivery of it parked from here may have been
+                    // adopted back (cluster mode): the event stays with it.
+                    if has_deliveries(&db, id)? {
+                        continue;
+                    }
                     quiet_events.delete_cf(column_family(&db, cf::EVENTS), id);
                     stats.events += 1;
                 }
@@ -83,6 +88,14 @@ pub fn sweep(store: &Store, cutoff_ms: u64) -> Result<SweepStats, Error> {
         );
     }
     Ok(stats)
+}
+
+/// Whether event `id` has a delivery stored.
+fn has_deliveries(db: &DB, id: &str) -> Result<bool, Error> {
+    Ok(with_prefix(db, cf::DELIVERIES, &keys::deliveries_prefix(id))
+        .next()
+        .transpose()?
+        .is_some())
 }
 
 /// The first [`CHUNK`] `finished` entries before `cutoff_ms`.

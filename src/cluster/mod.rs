@@ -1,0 +1,237 @@
+//! Cluster mode (SPEC 11): the replicas share their long-lived work
+//! through a NATS JetStream cluster, so a replica scaled away strands
+//! nothing. hookd replicates nothing itself: every hand-over is a
+//! JetStream primitive (a publish with a de-duplication id, a shared
+//! work-queue consumer, acknowledgement, redelivery with a delay, deletion
+//! by sequence).
+//!
+//! The fast path does not change: ingest, first attempts and short
+//! retries stay in the local store. What waits long is parked
+//! ([`parker`]); any replica whose config has the endpoint adopts it when
+//! it is due ([`adopter`]); at SIGTERM, once the attempts in flight are
+//! done, everything pending is parked within `park_grace`. The messages
+//! are [`parcel`]s; the stream and consumer are made and checked by
+//! [`streams`].
+//!
+//! While NATS is unreachable, ingest and local delivery go on:
+//! `hookd_cluster_connected` is 0, parking waits (`hookd_park_pending`
+//! counts what waits), and the client reconnects by itself.
+//!
+//! Not yet here (issue 16 goes on): `ack = "cluster"` with its lease,
+//! failed deliveries parked and counted across the cluster, pauses shared
+//! through a key-value bucket, adoption-as-expired of deliveries no
+//! replica's config has, and the endpoint JSON's `parked`.
+
+mod adopter;
+mod metrics;
+mod parcel;
+mod parker;
+mod streams;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use async_nats::jetstream;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use metrics::ClusterMetrics;
+pub use parcel::{Parcel, ParcelError};
+
+use crate::config::{ClusterSettings, Settings};
+use crate::dispatch::inbox::Inboxes;
+use crate::dispatch::pauses::Pauses;
+use crate::store::Store;
+use adopter::Adopter;
+use parker::Parker;
+use streams::StreamsError;
+
+/// How long the start waits for JetStream to check its streams before it
+/// goes on without (and checks them once NATS answers).
+const START_PATIENCE: Duration = Duration::from_secs(5);
+/// Between parking passes, and between tries to reach JetStream.
+const PARK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the cluster's tasks share with the rest of hookd.
+pub struct Parts {
+    pub store: Store,
+    pub settings: watch::Receiver<Arc<Settings>>,
+    pub pauses: Arc<Pauses>,
+    pub inboxes: Arc<Inboxes>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// The running link to the cluster: parking and adoption, until
+/// [`Cluster::stop`] parks what is left.
+pub struct Cluster {
+    settings: ClusterSettings,
+    stop: watch::Sender<bool>,
+    work: JoinHandle<Option<Parker>>,
+}
+
+impl Cluster {
+    /// Connects (reconnecting by itself for as long as hookd runs) and
+    /// starts parking and adoption. Refuses when JetStream answers with
+    /// streams hookd cannot work with; goes on when it does not answer.
+    pub async fn start(settings: &ClusterSettings, parts: Parts) -> anyhow::Result<Cluster> {
+        let metrics = ClusterMetrics::register(&parts.metrics);
+        let client = connect(settings, metrics.clone()).await?;
+        let jetstream = jetstream::new(client);
+        let first = match tokio::time::timeout(START_PATIENCE, streams::ensure(&jetstream, settings.replicas)).await {
+            Ok(Err(StreamsError::Incompatible(reason))) => anyhow::bail!("refusing cluster mode: {reason}"),
+            Ok(Ok(ready)) => Some(ready),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "JetStream is not ready; parking waits until it is");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("NATS did not answer within {START_PATIENCE:?}; parking waits until it does");
+                None
+            }
+        };
+        let (stop, stopped) = watch::channel(false);
+        let work = tokio::spawn(work(jetstream, settings.clone(), parts, metrics, first, stopped));
+        Ok(Cluster {
+            settings: settings.clone(),
+            stop,
+            work,
+        })
+    }
+
+    /// Stops adopting, then parks every pending delivery within
+    /// `park_grace`; what is left stays in the store, for when this
+    /// replica returns.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let Ok(Some(parker)) = self.work.await else {
+            tracing::warn!("JetStream was never reached: pending deliveries stay in this replica's store");
+            return;
+        };
+        let deadline = Instant::now() + self.settings.park_grace;
+        let mut parked = 0;
+        let finished = tokio::time::timeout_at(deadline.into(), async {
+            loop {
+                match parker.pass(true).await {
+                    Ok(0) => return true,
+                    Ok(n) => parked += n,
+                    Err(error) => {
+                        tracing::warn!(%error, "parking at shutdown failed; what is left stays in this replica's store");
+                        return false;
+                    }
+                }
+            }
+        })
+        .await;
+        match finished {
+            Ok(true) => tracing::info!(parked, "every pending delivery is parked in JetStream"),
+            _ => tracing::warn!(
+                parked,
+                "park_grace ran out: the deliveries not parked stay in this replica's store and resume when it returns"
+            ),
+        }
+    }
+}
+
+async fn connect(settings: &ClusterSettings, metrics: ClusterMetrics) -> anyhow::Result<async_nats::Client> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name("hookd")
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .event_callback(move |event| {
+            let metrics = metrics.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        metrics.set_connected(true);
+                        tracing::info!("connected to NATS");
+                    }
+                    async_nats::Event::Disconnected => {
+                        metrics.set_connected(false);
+                        tracing::warn!("lost the link to NATS: parking waits, local work goes on; reconnecting");
+                    }
+                    other => tracing::debug!(event = %other, "NATS"),
+                }
+            }
+        });
+    if let Some(path) = &settings.credentials_file {
+        options = options
+            .credentials_file(path)
+            .await
+            .with_context(|| format!("cannot read cluster.credentials_file {}", path.display()))?;
+    }
+    options
+        .connect(settings.servers.as_slice())
+        .await
+        .context("cannot set up the NATS client for cluster.nats_url")
+}
+
+/// Reaches JetStream (if the start did not), then parks and adopts until
+/// `stopped`; hands the parker back for the last parking.
+async fn work(
+    jetstream: jetstream::Context,
+    settings: ClusterSettings,
+    parts: Parts,
+    metrics: ClusterMetrics,
+    first: Option<(
+        async_nats::jetstream::stream::Stream,
+        async_nats::jetstream::consumer::PullConsumer,
+    )>,
+    mut stopped: watch::Receiver<bool>,
+) -> Option<Parker> {
+    let (stream, consumer) = match first {
+        Some(ready) => ready,
+        None => loop {
+            tokio::select! {
+                _ = stopped.wait_for(|stop| *stop) => return None,
+                () = tokio::time::sleep(PARK_INTERVAL) => {}
+            }
+            match streams::ensure(&jetstream, settings.replicas).await {
+                Ok(ready) => break ready,
+                Err(StreamsError::Incompatible(reason)) => {
+                    tracing::error!(%reason, "cluster mode cannot work on these JetStream streams; parking is off");
+                }
+                Err(error) => tracing::debug!(%error, "JetStream not ready yet"),
+            }
+        },
+    };
+    let adopter = Adopter {
+        store: parts.store.clone(),
+        consumer,
+        settings: parts.settings.clone(),
+        pauses: parts.pauses.clone(),
+        inboxes: parts.inboxes.clone(),
+        metrics: metrics.clone(),
+    };
+    let adopting = tokio::spawn(adopter.run(stopped.clone()));
+    let parker = Parker {
+        store: parts.store,
+        jetstream,
+        stream,
+        settings: parts.settings,
+        pauses: parts.pauses,
+        metrics,
+        park_after: settings.park_after,
+    };
+    let mut failing = false;
+    while !*stopped.borrow() {
+        match parker.pass(false).await {
+            Ok(n) if n > 0 => {
+                failing = false;
+                continue;
+            }
+            Ok(_) => failing = false,
+            Err(error) if !failing => {
+                failing = true;
+                tracing::warn!(%error, "parking failed; trying again every second");
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => break,
+            () = tokio::time::sleep(PARK_INTERVAL) => {}
+        }
+    }
+    let _ = adopting.await;
+    Some(parker)
+}

@@ -1,0 +1,186 @@
+//! Parking: moving a delivery from this replica's store into JetStream,
+//! where any replica adopts it when it is due ([`super::adopter`]).
+//!
+//! Parked are the deliveries of endpoints this replica does not work
+//! (disabled, gone from its config), those whose next attempt is more than
+//! `park_after` away, and at SIGTERM every pending one. A paused
+//! endpoint's deliveries stay until SIGTERM: pauses are this replica's own
+//! so far, and another replica would send them. The
+//! transfer is at least once: a delivery is published (its id and attempt
+//! count as JetStream's de-duplication id), and only once JetStream
+//! confirmed it is it let go here, by a [`Change::Parked`] transition that
+//! expects it as it was read. If it changed meanwhile (a worker's attempt,
+//! an operator's retry) the transition writes nothing and the copy just
+//! published is deleted again, so it is neither lost nor held twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage, stream};
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::metrics::{ClusterMetrics, ParkReason};
+use super::parcel::Parcel;
+use super::streams::parked_subject;
+use crate::clock;
+use crate::config::Settings;
+use crate::dispatch::pauses::Pauses;
+use crate::store::{Applied, Change, Expect, Park, Parkable, Store, Transition};
+
+/// Deliveries read and published per pass.
+const BATCH: usize = 256;
+
+/// Why a pass stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ParkError {
+    #[error("the store: {0}")]
+    Store(#[from] crate::store::Error),
+    #[error("JetStream: {0}")]
+    JetStream(String),
+}
+
+pub struct Parker {
+    pub store: Store,
+    pub jetstream: jetstream::Context,
+    pub stream: stream::Stream,
+    pub settings: watch::Receiver<Arc<Settings>>,
+    pub pauses: Arc<Pauses>,
+    pub metrics: ClusterMetrics,
+    pub park_after: Duration,
+}
+
+impl Parker {
+    /// Parks up to one batch of what is parkable now (with `everything`,
+    /// every pending delivery); how many it parked. A batch that comes
+    /// back full means more may wait.
+    pub async fn pass(&self, everything: bool) -> Result<usize, ParkError> {
+        let now = clock::now_ms();
+        let settings = self.settings.borrow().clone();
+        let pauses = self.pauses.clone();
+        let park = move |endpoint: &str| match settings.endpoints.get(endpoint) {
+            _ if everything => Park::All,
+            Some(endpoint) if !endpoint.enabled => Park::All,
+            None => Park::All,
+            Some(_) if pauses.is_paused(endpoint) => Park::Nothing,
+            Some(_) => Park::LongWaits,
+        };
+        let later_than = if everything {
+            0
+        } else {
+            clock::after(now, self.park_after)
+        };
+        let store = self.store.clone();
+        let found = tokio::task::spawn_blocking(move || store.parkable(&park, later_than, BATCH))
+            .await
+            .expect("the read does not panic")?;
+        self.metrics.set_park_pending(found.len());
+        if found.is_empty() {
+            return Ok(0);
+        }
+        let reason = |parkable: &Parkable| match (everything, parkable.park) {
+            (true, _) => ParkReason::Shutdown,
+            (false, Park::LongWaits) => ParkReason::LongWait,
+            (false, _) => ParkReason::Inactive,
+        };
+        let store = self.store.clone();
+        let wanted = found.clone();
+        let parcels = tokio::task::spawn_blocking(move || read_parcels(&store, wanted))
+            .await
+            .expect("the read does not panic")?;
+        // Publish the whole batch, then wait for JetStream's confirmations.
+        let mut acks: Vec<(Parkable, PublishAckFuture)> = Vec::with_capacity(parcels.len());
+        for (parkable, parcel) in found.into_iter().zip(parcels) {
+            let Some(parcel) = parcel else { continue };
+            let payload = match parcel.encode() {
+                Ok(payload) => payload,
+                Err(error) => {
+                    tracing::error!(delivery = %parcel.id, %error, "cannot park this delivery; it stays here");
+                    continue;
+                }
+            };
+            let message = PublishMessage::build()
+                .payload(Bytes::from(payload))
+                .message_id(format!("{}:{}", parcel.id, parcel.delivery.attempt_count));
+            let ack = self
+                .jetstream
+                .send_publish(parked_subject(&parkable.endpoint), message)
+                .await
+                .map_err(|error| ParkError::JetStream(error.to_string()))?;
+            acks.push((parkable, ack));
+        }
+        let mut confirmed = Vec::with_capacity(acks.len());
+        for (parkable, ack) in acks {
+            match ack.await {
+                Ok(ack) => confirmed.push((parkable, ack.sequence)),
+                // What was confirmed before is let go below; the rest
+                // stays here for the next pass.
+                Err(error) => {
+                    tracing::warn!(delivery = %parkable.id, %error, "JetStream did not confirm a parked delivery; it stays here");
+                    break;
+                }
+            }
+        }
+        let transitions = confirmed
+            .iter()
+            .map(|(parkable, _)| Transition {
+                id: parkable.id.clone(),
+                expect: Expect::PendingDueAt(parkable.due_ms),
+                change: Change::Parked,
+                now_ms: now,
+            })
+            .collect();
+        let store = self.store.clone();
+        let applied = tokio::task::spawn_blocking(move || store.transition_all(transitions))
+            .await
+            .expect("the write does not panic");
+        let mut parked = 0;
+        for ((parkable, sequence), applied) in confirmed.iter().zip(applied) {
+            match applied {
+                Ok(Applied::Done { .. }) => {
+                    parked += 1;
+                    self.metrics.parked(reason(parkable));
+                }
+                // It changed meanwhile: it stays here, so the copy goes.
+                Ok(Applied::Stale | Applied::Missing) => self.take_back(*sequence).await,
+                // Unknown whether it was let go: both copies stay, and
+                // the worst case is one more send.
+                Err(error) => tracing::warn!(delivery = %parkable.id, %error, "letting a parked delivery go failed"),
+            }
+        }
+        Ok(parked)
+    }
+
+    /// Deletes a parked copy whose delivery stayed here.
+    async fn take_back(&self, sequence: u64) {
+        if let Err(error) = self.stream.delete_message(sequence).await {
+            tracing::warn!(sequence, %error, "cannot delete a parked copy of a delivery that stayed; it may be sent twice");
+        }
+    }
+}
+
+/// Each delivery with its event and attempts, as a parcel; `None` for one
+/// that is gone meanwhile.
+fn read_parcels(store: &Store, wanted: Vec<Parkable>) -> Result<Vec<Option<Parcel>>, crate::store::Error> {
+    let mut parcels = Vec::with_capacity(wanted.len());
+    for parkable in wanted {
+        let Some(mut delivery) = store.delivery(&parkable.id)? else {
+            parcels.push(None);
+            continue;
+        };
+        let Some(event) = store.event(&delivery.event_id)? else {
+            parcels.push(None);
+            continue;
+        };
+        if delivery.attempts_apart {
+            delivery.attempts = store.attempts(&parkable.id)?;
+            delivery.attempts_apart = false;
+        }
+        parcels.push(Some(Parcel {
+            id: parkable.id,
+            delivery,
+            event,
+        }));
+    }
+    Ok(parcels)
+}

@@ -1,0 +1,90 @@
+//! Which deliveries cluster mode parks ([`crate::cluster`]), read from the
+//! `due` index: each endpoint's queue is parked whole, only from a cutoff
+//! on (the long waits before a retry), or not at all, as the caller says
+//! of the endpoint. Each queue is reached with one seek, so a pass over
+//! many idle endpoints stays cheap.
+//! The parking itself is a transition ([`super::lifecycle`]).
+
+use rocksdb::{Direction, IteratorMode};
+
+use super::keys;
+use super::{Error, Store, cf, column_family};
+
+/// What of an endpoint's queue to park.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Park {
+    /// Every delivery.
+    All,
+    /// Those due after the cutoff.
+    LongWaits,
+    /// None.
+    Nothing,
+}
+
+/// A delivery to park, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parkable {
+    pub id: String,
+    pub endpoint: String,
+    /// When it is due: what its parking transition expects.
+    pub due_ms: u64,
+    /// What of its endpoint's queue was parked.
+    pub park: Park,
+}
+
+impl Store {
+    /// Up to `limit` deliveries to park, of each endpoint what `park`
+    /// says; [`Park::LongWaits`] are those due after `later_than_ms`.
+    pub fn parkable(
+        &self,
+        park: &dyn Fn(&str) -> Park,
+        later_than_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Parkable>, Error> {
+        let db = self.db()?;
+        let mut found = Vec::new();
+        let mut from: Vec<u8> = Vec::new();
+        while found.len() < limit {
+            let mut first = db.iterator_cf(
+                column_family(&db, cf::DUE),
+                IteratorMode::From(&from, Direction::Forward),
+            );
+            let Some(entry) = first.next() else { break };
+            let (key, _) = entry?;
+            let endpoint_end = key
+                .iter()
+                .position(|&b| b == 0)
+                .ok_or_else(|| Error::Corrupt("due key".into()))?;
+            let endpoint = String::from_utf8_lossy(&key[..endpoint_end]).into_owned();
+            let prefix = keys::endpoint_prefix(&endpoint);
+            let park = park(&endpoint);
+            let start = match park {
+                Park::All => prefix.clone(),
+                Park::LongWaits => keys::endpoint_timed(&endpoint, later_than_ms.saturating_add(1), ""),
+                Park::Nothing => {
+                    from = keys::prefix_end(&prefix);
+                    continue;
+                }
+            };
+            let queue = db.iterator_cf(
+                column_family(&db, cf::DUE),
+                IteratorMode::From(&start, Direction::Forward),
+            );
+            for entry in queue {
+                let (key, _) = entry?;
+                if !key.starts_with(&prefix) || found.len() == limit {
+                    break;
+                }
+                let (due_ms, id) = keys::split_endpoint_timed(&key).ok_or_else(|| Error::Corrupt("due key".into()))?;
+                found.push(Parkable {
+                    id: id.to_owned(),
+                    endpoint: endpoint.clone(),
+                    due_ms,
+                    park,
+                });
+            }
+            from = keys::prefix_end(&prefix);
+        }
+        Ok(found)
+    }
+}
