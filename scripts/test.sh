@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 build_deps
 test_deps
+nats_deps
 
 echo "== cargo fmt --check" >&2
 cargo fmt --check

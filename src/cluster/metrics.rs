@@ -48,7 +48,7 @@ impl ClusterMetrics {
             IntCounter::new("hookd_adopted_total", "Parked deliveries this replica adopted.").expect("a valid metric");
         let park_pending = IntGauge::new(
             "hookd_park_pending",
-            "Deliveries waiting to be parked (found by the last pass).",
+            "Deliveries waiting to be parked (found by the last pass; at most 10,000 are counted).",
         )
         .expect("a valid metric");
         for reason in [ParkReason::LongWait, ParkReason::Inactive, ParkReason::Shutdown] {

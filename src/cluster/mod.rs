@@ -44,7 +44,7 @@ use crate::dispatch::inbox::Inboxes;
 use crate::dispatch::pauses::Pauses;
 use crate::store::Store;
 use adopter::Adopter;
-use parker::Parker;
+use parker::{Parkables, Parker};
 use streams::StreamsError;
 
 /// How long the start waits for JetStream to check its streams before it
@@ -179,9 +179,16 @@ async fn work(
     )>,
     mut stopped: watch::Receiver<bool>,
 ) -> Option<Parker> {
+    let parkables = Parkables {
+        store: parts.store.clone(),
+        settings: parts.settings.clone(),
+        pauses: parts.pauses.clone(),
+        park_after: settings.park_after,
+    };
     let (stream, consumer) = match first {
         Some(ready) => ready,
         None => loop {
+            parkables.count(&metrics).await;
             tokio::select! {
                 _ = stopped.wait_for(|stop| *stop) => return None,
                 () = tokio::time::sleep(PARK_INTERVAL) => {}
@@ -205,13 +212,10 @@ async fn work(
     };
     let adopting = tokio::spawn(adopter.run(stopped.clone()));
     let parker = Parker {
-        store: parts.store,
+        parkables,
         jetstream,
         stream,
-        settings: parts.settings,
-        pauses: parts.pauses,
         metrics,
-        park_after: settings.park_after,
     };
     let mut failing = false;
     while !*stopped.borrow() {
@@ -221,11 +225,13 @@ async fn work(
                 continue;
             }
             Ok(_) => failing = false,
-            Err(error) if !failing => {
+            Err(error) => {
+                if !failing {
+                    tracing::warn!(%error, "parking failed; trying again every second");
+                }
                 failing = true;
-                tracing::warn!(%error, "parking failed; trying again every second");
+                parker.parkables.count(&parker.metrics).await;
             }
-            Err(_) => {}
         }
         tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => break,

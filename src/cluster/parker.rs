@@ -40,22 +40,23 @@ pub enum ParkError {
     JetStream(String),
 }
 
-pub struct Parker {
+/// The most deliveries [`Parkables::count`] counts: `hookd_park_pending`
+/// says "at least this many" beyond it.
+const COUNT_LIMIT: usize = 10_000;
+
+/// Which deliveries of this replica's store are to be parked now.
+#[derive(Clone)]
+pub struct Parkables {
     pub store: Store,
-    pub jetstream: jetstream::Context,
-    pub stream: stream::Stream,
     pub settings: watch::Receiver<Arc<Settings>>,
     pub pauses: Arc<Pauses>,
-    pub metrics: ClusterMetrics,
     pub park_after: Duration,
 }
 
-impl Parker {
-    /// Parks up to one batch of what is parkable now (with `everything`,
-    /// every pending delivery); how many it parked. A batch that comes
-    /// back full means more may wait.
-    pub async fn pass(&self, everything: bool) -> Result<usize, ParkError> {
-        let now = clock::now_ms();
+impl Parkables {
+    /// Up to `limit` of them, at `now`; with `everything`, every pending
+    /// delivery.
+    async fn find(&self, everything: bool, now: u64, limit: usize) -> Result<Vec<Parkable>, ParkError> {
         let settings = self.settings.borrow().clone();
         let pauses = self.pauses.clone();
         let park = move |endpoint: &str| match settings.endpoints.get(endpoint) {
@@ -71,10 +72,39 @@ impl Parker {
             clock::after(now, self.park_after)
         };
         let store = self.store.clone();
-        let found = tokio::task::spawn_blocking(move || store.parkable(&park, later_than, BATCH))
+        let found = tokio::task::spawn_blocking(move || store.parkable(&park, later_than, limit))
             .await
             .expect("the read does not panic")?;
-        self.metrics.set_park_pending(found.len());
+        Ok(found)
+    }
+
+    /// Counts what waits to be parked (up to [`COUNT_LIMIT`]) into
+    /// `hookd_park_pending`, while parking cannot happen.
+    pub async fn count(&self, metrics: &ClusterMetrics) {
+        match self.find(false, clock::now_ms(), COUNT_LIMIT).await {
+            Ok(found) => metrics.set_park_pending(found.len()),
+            Err(error) => tracing::debug!(%error, "cannot count what waits to be parked"),
+        }
+    }
+}
+
+pub struct Parker {
+    pub parkables: Parkables,
+    pub jetstream: jetstream::Context,
+    pub stream: stream::Stream,
+    pub metrics: ClusterMetrics,
+}
+
+impl Parker {
+    /// Parks up to one batch of what is parkable now (with `everything`,
+    /// every pending delivery); how many it parked. A batch that comes
+    /// back full means more may wait.
+    pub async fn pass(&self, everything: bool) -> Result<usize, ParkError> {
+        let now = clock::now_ms();
+        let found = self.parkables.find(everything, now, BATCH).await?;
+        if found.len() < BATCH {
+            self.metrics.set_park_pending(found.len());
+        }
         if found.is_empty() {
             return Ok(0);
         }
@@ -83,7 +113,7 @@ impl Parker {
             (false, Park::LongWaits) => ParkReason::LongWait,
             (false, _) => ParkReason::Inactive,
         };
-        let store = self.store.clone();
+        let store = self.parkables.store.clone();
         let wanted = found.clone();
         let parcels = tokio::task::spawn_blocking(move || read_parcels(&store, wanted))
             .await
@@ -130,7 +160,7 @@ impl Parker {
                 now_ms: now,
             })
             .collect();
-        let store = self.store.clone();
+        let store = self.parkables.store.clone();
         let applied = tokio::task::spawn_blocking(move || store.transition_all(transitions))
             .await
             .expect("the write does not panic");

@@ -3,6 +3,7 @@
 
 mod admin;
 mod cli;
+mod cluster;
 mod config;
 mod crash;
 mod damaged_store;

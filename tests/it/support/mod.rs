@@ -3,6 +3,7 @@
 
 pub mod collector;
 pub mod http;
+pub mod nats;
 pub mod process;
 pub mod raw_store;
 pub mod receiver;

@@ -1,0 +1,247 @@
+//! Cluster mode (SPEC 11) with real processes: a three-node `nats-server`
+//! JetStream cluster on loopback ports and several `hookd serve`
+//! processes sharing it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::StatusCode;
+
+use crate::support::http::HttpClient;
+use crate::support::nats::NatsCluster;
+use crate::support::process::{HookdProcess, serve_refused};
+use crate::support::receiver::{Receiver, Reply};
+use crate::support::test_config;
+
+/// One endpoint, retried every 2 s (well past `park_after`), so a
+/// subscriber that is down makes every delivery a long wait that is
+/// parked.
+fn cluster_config(data: &Path, nats_url: &str, subscriber: &Receiver) -> String {
+    test_config(
+        data,
+        &format!(
+            r#"
+[delivery]
+retry_schedule = ["2s", "2s", "2s", "2s", "2s", "2s", "2s", "2s", "2s", "2s", "2s", "2s", "2s", "2s", "2s"]
+retry_jitter = 0.0
+shutdown_grace = "2s"
+[cluster]
+nats_url = "{nats_url}"
+park_after = "1s"
+park_grace = "20s"
+replicas = 3
+[[endpoints]]
+id = "crm"
+url = "{}"
+events = ["enrollment.*"]
+secret = "crm secret"
+"#,
+            subscriber.url("/crm")
+        ),
+    )
+}
+
+struct Replica {
+    dir: tempfile::TempDir,
+    process: Option<HookdProcess>,
+}
+
+impl Replica {
+    fn start(nats_url: &str, subscriber: &Receiver) -> Replica {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("hookd.toml");
+        std::fs::write(&config, cluster_config(&dir.path().join("data"), nats_url, subscriber)).unwrap();
+        let process = HookdProcess::spawn(&config);
+        Replica {
+            dir,
+            process: Some(process),
+        }
+    }
+
+    fn process(&self) -> &HookdProcess {
+        self.process.as_ref().expect("running")
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+/// Posts `count` enrollment events to `replica`; the ids acknowledged.
+async fn post_events(http: &HttpClient, replica: &Replica, prefix: &str, count: usize) -> Vec<String> {
+    let url = format!("{}/v1/events", replica.process().ingest);
+    let mut acknowledged = Vec::new();
+    for n in 0..count {
+        let id = format!("evt_{prefix}_{n}");
+        let body = format!(r#"{{"id":"{id}","event":"enrollment.created","data":{{"n":{n}}}}}"#);
+        let answer = http.post_json(&url, body).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{:?}", answer.json);
+        acknowledged.push(id);
+    }
+    acknowledged
+}
+
+/// How often each event id reached the subscriber with a 2xx answer.
+fn delivered(subscriber: &Receiver) -> BTreeMap<String, usize> {
+    let mut delivered = BTreeMap::new();
+    for received in subscriber.received() {
+        if (200..300).contains(&received.answered) {
+            let body: serde_json::Value = serde_json::from_slice(&received.body).unwrap();
+            *delivered.entry(body["id"].as_str().unwrap().to_owned()).or_default() += 1;
+        }
+    }
+    delivered
+}
+
+/// Waits until every id in `expected` was delivered; panics with the
+/// missing ones after `patience`.
+async fn wait_for_all(subscriber: &Receiver, expected: &[String], patience: Duration) -> BTreeMap<String, usize> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let delivered = delivered(subscriber);
+        let missing: Vec<&String> = expected.iter().filter(|id| !delivered.contains_key(*id)).collect();
+        if missing.is_empty() {
+            return delivered;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {} acknowledged events never delivered, e.g. {:?}",
+            missing.len(),
+            expected.len(),
+            &missing[..missing.len().min(5)]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A metric's value on a replica's `/metrics`, summed over its series.
+async fn metric(http: &HttpClient, replica: &Replica, name: &str) -> f64 {
+    let page = http.get_text(&format!("{}/metrics", replica.process().admin)).await;
+    page.lines()
+        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with([' ', '{']))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_scaled_away_with_sigterm_strands_nothing() {
+    let nats = NatsCluster::start(3);
+    let subscriber = Receiver::start().await;
+    subscriber.answer_by_default(Reply::status(503));
+    let http = HttpClient::default();
+    let mut replicas: Vec<Replica> = (0..3).map(|_| Replica::start(&nats.url(), &subscriber)).collect();
+
+    let mut acknowledged = Vec::new();
+    for (n, replica) in replicas.iter().enumerate() {
+        acknowledged.extend(post_events(&http, replica, &format!("r{n}"), 100).await);
+    }
+    // Every first attempt failed; the retries wait 2 s, past park_after.
+    subscriber.wait_for(300, Duration::from_secs(30)).await;
+
+    // The third replica is scaled away: SIGTERM, then its volume is gone.
+    let mut leaving = replicas.pop().unwrap();
+    let status = leaving.process.take().unwrap().terminate();
+    assert!(status.success(), "SIGTERM exits 0: {status:?}");
+    std::fs::remove_dir_all(leaving.data()).unwrap();
+    drop(leaving.dir);
+
+    // The subscriber comes back: the other two deliver everything.
+    subscriber.answer_by_default(Reply::ok());
+    let delivered = wait_for_all(&subscriber, &acknowledged, Duration::from_secs(90)).await;
+    let duplicates: usize = delivered.values().map(|n| n - 1).sum();
+    let mut adopted = 0.0;
+    for replica in &replicas {
+        adopted += metric(&http, replica, "hookd_adopted_total").await;
+        assert_eq!(metric(&http, replica, "hookd_cluster_connected").await, 1.0);
+    }
+    println!(
+        "cluster scale-down: {} events acknowledged on 3 replicas, one gone with SIGTERM and its volume; all delivered by the other two, {adopted} adopted, {duplicates} duplicate deliveries",
+        acknowledged.len()
+    );
+    assert!(
+        adopted >= 100.0,
+        "the leaving replica's deliveries were adopted: {adopted}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_nats_down_ingest_and_delivery_go_on_and_parking_catches_up() {
+    let mut nats = NatsCluster::start(3);
+    let url = nats.url();
+    nats.kill_all();
+    let subscriber = Receiver::start().await;
+    let http = HttpClient::default();
+    let replica = Replica::start(&url, &subscriber);
+    assert_eq!(
+        http.get(&format!("{}/readyz", replica.process().admin)).await.status,
+        StatusCode::OK,
+        "ready without NATS"
+    );
+    assert_eq!(metric(&http, &replica, "hookd_cluster_connected").await, 0.0);
+
+    // First attempts go on.
+    let first = post_events(&http, &replica, "up", 20).await;
+    wait_for_all(&subscriber, &first, Duration::from_secs(30)).await;
+
+    // Long waits pile up, counted, while parking cannot happen.
+    subscriber.answer_by_default(Reply::status(503));
+    let waiting = post_events(&http, &replica, "down", 20).await;
+    subscriber.wait_for(40, Duration::from_secs(30)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while metric(&http, &replica, "hookd_park_pending").await < 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "what waits to be parked is counted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(metric(&http, &replica, "hookd_parked_total").await, 0.0);
+
+    // NATS returns: the link comes back by itself and parking catches up.
+    nats.restart_stopped();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while metric(&http, &replica, "hookd_parked_total").await < 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "parking caught up once NATS returned"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(metric(&http, &replica, "hookd_cluster_connected").await, 1.0);
+    subscriber.answer_by_default(Reply::ok());
+    wait_for_all(&subscriber, &waiting, Duration::from_secs(60)).await;
+    assert!(
+        metric(&http, &replica, "hookd_adopted_total").await >= 1.0,
+        "parked ones came back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_stream_that_would_drop_deliveries_refuses_the_start_naming_its_setting() {
+    let nats = NatsCluster::start(1);
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    jetstream
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "HOOKD_PARKED".into(),
+            subjects: vec!["hookd.parked.>".into()],
+            max_age: Duration::from_secs(3600),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let subscriber = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hookd.toml");
+    let text =
+        cluster_config(&dir.path().join("data"), &nats.url(), &subscriber).replace("replicas = 3", "replicas = 1");
+    std::fs::write(&config, text).unwrap();
+    let output = serve_refused(&config, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("HOOKD_PARKED has retention Limits"),
+        "names the setting: {stderr}"
+    );
+}
