@@ -52,6 +52,8 @@ use streams::StreamsError;
 const START_PATIENCE: Duration = Duration::from_secs(5);
 /// Between parking passes, and between tries to reach JetStream.
 const PARK_INTERVAL: Duration = Duration::from_secs(1);
+/// At shutdown, between tries of a parking pass that failed.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// What the cluster's tasks share with the rest of hookd.
 pub struct Parts {
@@ -110,22 +112,28 @@ impl Cluster {
         };
         let deadline = Instant::now() + self.settings.park_grace;
         let mut parked = 0;
+        let mut failing = false;
         let finished = tokio::time::timeout_at(deadline.into(), async {
             loop {
                 match parker.pass(true).await {
-                    Ok(0) => return true,
+                    Ok(0) => return,
                     Ok(n) => parked += n,
+                    // A NATS node going away takes the client a moment to
+                    // reconnect to another: try again within the grace.
                     Err(error) => {
-                        tracing::warn!(%error, "parking at shutdown failed; what is left stays in this replica's store");
-                        return false;
+                        if !failing {
+                            tracing::warn!(%error, "parking at shutdown failed; trying again within park_grace");
+                        }
+                        failing = true;
+                        tokio::time::sleep(RETRY_PAUSE).await;
                     }
                 }
             }
         })
         .await;
         match finished {
-            Ok(true) => tracing::info!(parked, "every pending delivery is parked in JetStream"),
-            _ => tracing::warn!(
+            Ok(()) => tracing::info!(parked, "every pending delivery is parked in JetStream"),
+            Err(_) => tracing::warn!(
                 parked,
                 "park_grace ran out: the deliveries not parked stay in this replica's store and resume when it returns"
             ),

@@ -97,8 +97,9 @@ pub struct Parker {
 
 impl Parker {
     /// Parks up to one batch of what is parkable now (with `everything`,
-    /// every pending delivery); how many it parked. A batch that comes
-    /// back full means more may wait.
+    /// every pending delivery); how many it parked, 0 only when nothing
+    /// was to be parked (or all of it changed meanwhile). An error leaves
+    /// what JetStream did not confirm here, for the next pass.
     pub async fn pass(&self, everything: bool) -> Result<usize, ParkError> {
         let now = clock::now_ms();
         let found = self.parkables.find(everything, now, BATCH).await?;
@@ -140,13 +141,17 @@ impl Parker {
             acks.push((parkable, ack));
         }
         let mut confirmed = Vec::with_capacity(acks.len());
+        let mut unconfirmed = None;
         for (parkable, ack) in acks {
             match ack.await {
                 Ok(ack) => confirmed.push((parkable, ack.sequence)),
                 // What was confirmed before is let go below; the rest
-                // stays here for the next pass.
+                // stays here for the next pass, and the pass fails.
                 Err(error) => {
-                    tracing::warn!(delivery = %parkable.id, %error, "JetStream did not confirm a parked delivery; it stays here");
+                    unconfirmed = Some(ParkError::JetStream(format!(
+                        "JetStream did not confirm the parking of {}: {error}",
+                        parkable.id
+                    )));
                     break;
                 }
             }
@@ -178,7 +183,10 @@ impl Parker {
                 Err(error) => tracing::warn!(delivery = %parkable.id, %error, "letting a parked delivery go failed"),
             }
         }
-        Ok(parked)
+        match unconfirmed {
+            Some(error) => Err(error),
+            None => Ok(parked),
+        }
     }
 
     /// Deletes a parked copy whose delivery stayed here.

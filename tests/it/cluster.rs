@@ -14,10 +14,10 @@ use crate::support::process::{HookdProcess, serve_refused};
 use crate::support::receiver::{Receiver, Reply};
 use crate::support::test_config;
 
-/// One endpoint, retried every 2 s (well past `park_after`), so a
+/// One endpoint, retried every 2 s: with a `park_after` of 1 s, a
 /// subscriber that is down makes every delivery a long wait that is
-/// parked.
-fn cluster_config(data: &Path, nats_url: &str, subscriber: &Receiver) -> String {
+/// parked; with an hour, nothing is parked before SIGTERM.
+fn cluster_config(data: &Path, nats_url: &str, park_after: &str, subscriber: &Receiver) -> String {
     test_config(
         data,
         &format!(
@@ -28,7 +28,7 @@ retry_jitter = 0.0
 shutdown_grace = "2s"
 [cluster]
 nats_url = "{nats_url}"
-park_after = "1s"
+park_after = "{park_after}"
 park_grace = "20s"
 replicas = 3
 [[endpoints]]
@@ -48,10 +48,11 @@ struct Replica {
 }
 
 impl Replica {
-    fn start(nats_url: &str, subscriber: &Receiver) -> Replica {
+    fn start(nats_url: &str, park_after: &str, subscriber: &Receiver) -> Replica {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("hookd.toml");
-        std::fs::write(&config, cluster_config(&dir.path().join("data"), nats_url, subscriber)).unwrap();
+        let text = cluster_config(&dir.path().join("data"), nats_url, park_after, subscriber);
+        std::fs::write(&config, text).unwrap();
         let process = HookdProcess::spawn(&config);
         Replica {
             dir,
@@ -126,11 +127,27 @@ async fn metric(http: &HttpClient, replica: &Replica, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_scaled_away_with_sigterm_strands_nothing() {
-    let nats = NatsCluster::start(3);
+    scale_down(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_node_killed_during_parking_and_adoption_loses_nothing() {
+    scale_down(true).await;
+}
+
+/// Three replicas, a subscriber that is down, events posted to all three;
+/// one replica gets SIGTERM and loses its volume; the subscriber comes
+/// back: every acknowledged event reaches it. Nothing is parked before
+/// the SIGTERM (`park_after` is an hour), so the leaving replica's 100
+/// deliveries go through its shutdown's parking. With `kill_nats_node`,
+/// one of the three NATS nodes is killed with SIGKILL just before, and
+/// stays down through that parking and the adoptions.
+async fn scale_down(kill_nats_node: bool) {
+    let mut nats = NatsCluster::start(3);
     let subscriber = Receiver::start().await;
     subscriber.answer_by_default(Reply::status(503));
     let http = HttpClient::default();
-    let mut replicas: Vec<Replica> = (0..3).map(|_| Replica::start(&nats.url(), &subscriber)).collect();
+    let mut replicas: Vec<Replica> = (0..3).map(|_| Replica::start(&nats.url(), "1h", &subscriber)).collect();
 
     let mut acknowledged = Vec::new();
     for (n, replica) in replicas.iter().enumerate() {
@@ -138,6 +155,9 @@ async fn a_replica_scaled_away_with_sigterm_strands_nothing() {
     }
     // Every first attempt failed; the retries wait 2 s, past park_after.
     subscriber.wait_for(300, Duration::from_secs(30)).await;
+    if kill_nats_node {
+        nats.kill(0);
+    }
 
     // The third replica is scaled away: SIGTERM, then its volume is gone.
     let mut leaving = replicas.pop().unwrap();
@@ -155,13 +175,18 @@ async fn a_replica_scaled_away_with_sigterm_strands_nothing() {
         adopted += metric(&http, replica, "hookd_adopted_total").await;
         assert_eq!(metric(&http, replica, "hookd_cluster_connected").await, 1.0);
     }
+    let nats_node = if kill_nats_node {
+        ", one NATS node of three killed -9"
+    } else {
+        ""
+    };
     println!(
-        "cluster scale-down: {} events acknowledged on 3 replicas, one gone with SIGTERM and its volume; all delivered by the other two, {adopted} adopted, {duplicates} duplicate deliveries",
+        "cluster scale-down{nats_node}: {} events acknowledged on 3 replicas, one gone with SIGTERM and its volume; all delivered by the other two, {adopted} adopted, {duplicates} duplicate deliveries",
         acknowledged.len()
     );
-    assert!(
-        adopted >= 100.0,
-        "the leaving replica's deliveries were adopted: {adopted}"
+    assert_eq!(
+        adopted, 100.0,
+        "the leaving replica's deliveries, and only those, were adopted"
     );
 }
 
@@ -172,7 +197,7 @@ async fn with_nats_down_ingest_and_delivery_go_on_and_parking_catches_up() {
     nats.kill_all();
     let subscriber = Receiver::start().await;
     let http = HttpClient::default();
-    let replica = Replica::start(&url, &subscriber);
+    let replica = Replica::start(&url, "1s", &subscriber);
     assert_eq!(
         http.get(&format!("{}/readyz", replica.process().admin)).await.status,
         StatusCode::OK,
@@ -234,8 +259,8 @@ async fn a_parked_stream_that_would_drop_deliveries_refuses_the_start_naming_its
     let subscriber = Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("hookd.toml");
-    let text =
-        cluster_config(&dir.path().join("data"), &nats.url(), &subscriber).replace("replicas = 3", "replicas = 1");
+    let text = cluster_config(&dir.path().join("data"), &nats.url(), "1s", &subscriber)
+        .replace("replicas = 3", "replicas = 1");
     std::fs::write(&config, text).unwrap();
     let output = serve_refused(&config, Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&output.stderr);
