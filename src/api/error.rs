@@ -21,6 +21,7 @@ pub mod code {
     pub const REQUEST_TIMEOUT: &str = "request_timeout";
     pub const UNKNOWN_EVENT: &str = "unknown_event";
     pub const STORAGE_UNAVAILABLE: &str = "storage_unavailable";
+    pub const CLUSTER_UNAVAILABLE: &str = "cluster_unavailable";
     pub const NOT_FOUND: &str = "not_found";
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
     pub const UNAUTHORIZED: &str = "unauthorized";
@@ -83,6 +84,11 @@ impl ApiError {
             code::METHOD_NOT_ALLOWED,
             "this route does not take that method",
         )
+    }
+
+    /// Cluster mode cannot reach JetStream for what the request needs.
+    pub fn cluster_unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code::CLUSTER_UNAVAILABLE, message)
     }
 
     /// Ties the error to batch item `index`.

@@ -11,21 +11,22 @@
 //! it is due ([`adopter`]); at SIGTERM, once the attempts in flight are
 //! done, everything pending is parked within `park_grace`. The messages
 //! are [`parcel`]s; the stream and consumer are made and checked by
-//! [`streams`].
+//! [`streams`]. Operators' pauses are shared through a key-value bucket
+//! ([`pauses`]).
 //!
 //! While NATS is unreachable, ingest and local delivery go on:
 //! `hookd_cluster_connected` is 0, parking waits (`hookd_park_pending`
 //! counts what waits), and the client reconnects by itself.
 //!
 //! Not yet here (issue 16 goes on): `ack = "cluster"` with its lease,
-//! failed deliveries parked and counted across the cluster, pauses shared
-//! through a key-value bucket, adoption-as-expired of deliveries no
+//! failed deliveries parked and counted across the cluster, adoption-as-expired of deliveries no
 //! replica's config has, and the endpoint JSON's `parked`.
 
 mod adopter;
 mod metrics;
 mod parcel;
 mod parker;
+mod pauses;
 mod streams;
 
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use tokio::task::JoinHandle;
 
 pub use metrics::ClusterMetrics;
 pub use parcel::{Parcel, ParcelError};
+pub use pauses::{PauseBoard, PauseBoardError};
 
 use crate::config::{ClusterSettings, Settings};
 use crate::dispatch::inbox::Inboxes;
@@ -68,6 +70,7 @@ pub struct Parts {
 /// [`Cluster::stop`] parks what is left.
 pub struct Cluster {
     settings: ClusterSettings,
+    board: Arc<PauseBoard>,
     stop: watch::Sender<bool>,
     work: JoinHandle<Option<Parker>>,
 }
@@ -80,7 +83,7 @@ impl Cluster {
         let metrics = ClusterMetrics::register(&parts.metrics);
         let client = connect(settings, metrics.clone()).await?;
         let jetstream = jetstream::new(client);
-        let first = match tokio::time::timeout(START_PATIENCE, streams::ensure(&jetstream, settings.replicas)).await {
+        let first = match tokio::time::timeout(START_PATIENCE, reach(&jetstream, settings.replicas)).await {
             Ok(Err(StreamsError::Incompatible(reason))) => anyhow::bail!("refusing cluster mode: {reason}"),
             Ok(Ok(ready)) => Some(ready),
             Ok(Err(error)) => {
@@ -93,12 +96,30 @@ impl Cluster {
             }
         };
         let (stop, stopped) = watch::channel(false);
-        let work = tokio::spawn(work(jetstream, settings.clone(), parts, metrics, first, stopped));
+        let board = Arc::new(PauseBoard::default());
+        if let Some(ready) = &first {
+            board.open(ready.pauses.clone());
+        }
+        let work = tokio::spawn(work(
+            jetstream,
+            settings.clone(),
+            parts,
+            metrics,
+            board.clone(),
+            first,
+            stopped,
+        ));
         Ok(Cluster {
             settings: settings.clone(),
+            board,
             stop,
             work,
         })
+    }
+
+    /// Where operators' pauses are shared.
+    pub fn pause_board(&self) -> Arc<PauseBoard> {
+        self.board.clone()
     }
 
     /// Stops adopting, then parks every pending delivery within
@@ -174,6 +195,25 @@ async fn connect(settings: &ClusterSettings, metrics: ClusterMetrics) -> anyhow:
         .context("cannot set up the NATS client for cluster.nats_url")
 }
 
+/// What cluster mode works on in JetStream, made or checked.
+struct Ready {
+    stream: jetstream::stream::Stream,
+    consumer: jetstream::consumer::PullConsumer,
+    pauses: jetstream::kv::Store,
+}
+
+async fn reach(jetstream: &jetstream::Context, replicas: usize) -> Result<Ready, StreamsError> {
+    let (stream, consumer) = streams::ensure(jetstream, replicas).await?;
+    let pauses = pauses::ensure_bucket(jetstream, replicas)
+        .await
+        .map_err(StreamsError::Unavailable)?;
+    Ok(Ready {
+        stream,
+        consumer,
+        pauses,
+    })
+}
+
 /// Reaches JetStream (if the start did not), then parks and adopts until
 /// `stopped`; hands the parker back for the last parking.
 async fn work(
@@ -181,10 +221,8 @@ async fn work(
     settings: ClusterSettings,
     parts: Parts,
     metrics: ClusterMetrics,
-    first: Option<(
-        async_nats::jetstream::stream::Stream,
-        async_nats::jetstream::consumer::PullConsumer,
-    )>,
+    board: Arc<PauseBoard>,
+    first: Option<Ready>,
     mut stopped: watch::Receiver<bool>,
 ) -> Option<Parker> {
     let parkables = Parkables {
@@ -193,7 +231,11 @@ async fn work(
         pauses: parts.pauses.clone(),
         park_after: settings.park_after,
     };
-    let (stream, consumer) = match first {
+    let Ready {
+        stream,
+        consumer,
+        pauses: bucket,
+    } = match first {
         Some(ready) => ready,
         None => loop {
             parkables.count(&metrics).await;
@@ -201,8 +243,11 @@ async fn work(
                 _ = stopped.wait_for(|stop| *stop) => return None,
                 () = tokio::time::sleep(PARK_INTERVAL) => {}
             }
-            match streams::ensure(&jetstream, settings.replicas).await {
-                Ok(ready) => break ready,
+            match reach(&jetstream, settings.replicas).await {
+                Ok(ready) => {
+                    board.open(ready.pauses.clone());
+                    break ready;
+                }
                 Err(StreamsError::Incompatible(reason)) => {
                     tracing::error!(%reason, "cluster mode cannot work on these JetStream streams; parking is off");
                 }
@@ -210,6 +255,12 @@ async fn work(
             }
         },
     };
+    let follower = pauses::Follower {
+        store: parts.store.clone(),
+        pauses: parts.pauses.clone(),
+        inboxes: parts.inboxes.clone(),
+    };
+    tokio::spawn(follower.follow(bucket, stopped.clone()));
     let adopter = Adopter {
         store: parts.store.clone(),
         consumer,

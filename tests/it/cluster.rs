@@ -204,6 +204,15 @@ async fn with_nats_down_ingest_and_delivery_go_on_and_parking_catches_up() {
         "ready without NATS"
     );
     assert_eq!(metric(&http, &replica, "hookd_cluster_connected").await, 0.0);
+    // A pause must reach every replica: without NATS it is refused, and
+    // nothing changes.
+    let pause = http
+        .post_json(&format!("{}/v1/endpoints/crm/pause", replica.process().admin), "")
+        .await;
+    assert_eq!(pause.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(pause.error_code(), "cluster_unavailable");
+    let endpoints = http.get(&format!("{}/v1/endpoints", replica.process().admin)).await;
+    assert_eq!(endpoints.json["data"][0]["paused"], false);
 
     // First attempts go on.
     let first = post_events(&http, &replica, "up", 20).await;
@@ -269,4 +278,54 @@ async fn a_parked_stream_that_would_drop_deliveries_refuses_the_start_naming_its
         stderr.contains("HOOKD_PARKED has retention Limits"),
         "names the setting: {stderr}"
     );
+}
+
+/// Waits until `replica` shows endpoint `crm` as `paused` (or not).
+async fn wait_until_paused(http: &HttpClient, replica: &Replica, paused: bool) {
+    let url = format!("{}/v1/endpoints", replica.process().admin);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while http.get(&url).await.json["data"][0]["paused"] != paused {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pause ({paused}) reached the other replica"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_on_one_replica_holds_the_endpoint_on_every_replica_and_survives_a_restart() {
+    let nats = NatsCluster::start(3);
+    let subscriber = Receiver::start().await;
+    let http = HttpClient::default();
+    let a = Replica::start(&nats.url(), "1h", &subscriber);
+    let mut b = Replica::start(&nats.url(), "1h", &subscriber);
+
+    let paused = http
+        .post_json(&format!("{}/v1/endpoints/crm/pause", a.process().admin), "")
+        .await;
+    assert_eq!(paused.status, StatusCode::OK, "{:?}", paused.json);
+    wait_until_paused(&http, &b, true).await;
+    let held = post_events(&http, &b, "held", 5).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(delivered(&subscriber).is_empty(), "nothing is sent while paused");
+
+    // B restarts on its volume: the pause holds.
+    let config = b.dir.path().join("hookd.toml");
+    assert!(b.process.take().unwrap().terminate().success());
+    b.process = Some(HookdProcess::spawn(&config));
+    wait_until_paused(&http, &b, true).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        delivered(&subscriber).is_empty(),
+        "nothing is sent after the restart either"
+    );
+
+    // A resume on A lets B deliver.
+    let resumed = http
+        .post_json(&format!("{}/v1/endpoints/crm/resume", a.process().admin), "")
+        .await;
+    assert_eq!(resumed.status, StatusCode::OK);
+    wait_until_paused(&http, &b, false).await;
+    wait_for_all(&subscriber, &held, Duration::from_secs(30)).await;
 }

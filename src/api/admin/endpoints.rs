@@ -89,6 +89,13 @@ async fn set_paused(
 ) -> Result<impl IntoResponse, ApiError> {
     let endpoint = find(&state, &id)?;
     let endpoint_id = endpoint.id.clone();
+    // In cluster mode every replica holds the pause: it is shared first.
+    if let Some(board) = &state.pause_board {
+        board
+            .publish(&endpoint.id, paused)
+            .await
+            .map_err(|error| ApiError::cluster_unavailable(format!("{error}; nothing was changed, retry later")))?;
+    }
     let turn = state.pauses.turn().await;
     blocking(&state, move |store| store.set_endpoint_paused(&endpoint_id, paused)).await?;
     state.pauses.set(&endpoint.id, paused);
