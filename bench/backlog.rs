@@ -154,8 +154,9 @@ pub async fn run(events: usize, hookd: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Posts `events` payment events in batches from `CLIENTS` clients.
-async fn post_backlog(
+/// Posts `events` payment events (`backlog_0`, ...) in batches of
+/// [`BATCH`] from [`CLIENTS`] clients.
+pub async fn post_backlog(
     client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     url: &str,
     events: usize,

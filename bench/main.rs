@@ -9,10 +9,12 @@
 //! scripts/bench.sh deliver --clients 64 --seconds 8
 //! scripts/bench.sh backlog --events 1000000
 //! scripts/bench.sh fleet --endpoints 10000
+//! scripts/bench.sh cluster --deliveries 100000   # needs nats-server
 //! ```
 
 mod backlog;
 mod baselines;
+mod cluster;
 mod deliver;
 mod disk_ceiling;
 mod fleet;
@@ -117,6 +119,14 @@ enum Bench {
         #[arg(long)]
         hookd: Option<String>,
     },
+    /// Cluster mode: parking at SIGTERM and adoption by another replica,
+    /// beside JetStream's own publish rate (needs `nats-server`).
+    Cluster {
+        #[arg(long, default_value_t = 100_000)]
+        deliveries: usize,
+        #[arg(long)]
+        hookd: Option<String>,
+    },
     /// A steady rate for minutes, delivered to a fast subscriber, with
     /// hookd's RSS every 30 s: does memory stay flat?
     Steady {
@@ -150,6 +160,10 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let hookd = |given: Option<String>| given.unwrap_or_else(processes::sibling_hookd);
     match cli.command {
+        Bench::Cluster {
+            deliveries,
+            hookd: binary,
+        } => runtime.block_on(cluster::run(deliveries, &hookd(binary))),
         Bench::BareServer { listen } => runtime.block_on(baselines::bare_server(listen)),
         Bench::BareForwarder { listen, target, copies } => {
             runtime.block_on(baselines::bare_forwarder(listen, target, copies))

@@ -63,6 +63,13 @@ impl ChildGuard {
         rss_mib(self.pid())
     }
 
+    /// SIGTERM, then waits for the process to exit.
+    pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        Ok(self.0.wait()?)
+    }
+
     /// The most resident memory the process has had, in MiB.
     pub fn peak_rss_mib(&self) -> f64 {
         status_mib(self.pid(), "VmHWM:")

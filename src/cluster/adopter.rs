@@ -7,7 +7,8 @@
 //! exactly what is left; one for an endpoint this replica does not work
 //! (not in its config, disabled, paused here) is handed back for another
 //! replica. A due one is written to the store, synced, by a
-//! [`Change::Adopted`] transition, and only then acknowledged: a crash in
+//! [`Change::Adopted`] transition (those that arrived together in one
+//! write), and only then acknowledged: a crash in
 //! between makes JetStream hand it out again, which at worst sends it
 //! twice, never loses it. One already here (such a redelivery) is just
 //! acknowledged.
@@ -35,6 +36,8 @@ const LEAVE_ALONE: Duration = Duration::from_secs(3600);
 const NOT_HERE: Duration = Duration::from_secs(5);
 /// After a failed write or a lost link: the pause before trying again.
 const BACK_OFF: Duration = Duration::from_secs(1);
+/// Messages adopted together, in one synced write.
+const CHUNK: usize = 256;
 
 pub struct Adopter {
     pub store: Store,
@@ -46,10 +49,11 @@ pub struct Adopter {
 }
 
 impl Adopter {
-    /// Adopts what comes due until `stopped`.
+    /// Adopts what comes due until `stopped`, in chunks of what has
+    /// arrived: one synced write and concurrent acknowledgements a chunk.
     pub async fn run(self, mut stopped: watch::Receiver<bool>) {
         loop {
-            let mut messages = match self.consumer.messages().await {
+            let messages = match self.consumer.messages().await {
                 Ok(messages) => messages,
                 Err(error) => {
                     tracing::debug!(%error, "cannot pull parked deliveries yet");
@@ -59,26 +63,81 @@ impl Adopter {
                     }
                 }
             };
+            let mut chunks = messages.ready_chunks(CHUNK);
             loop {
-                let next = tokio::select! {
+                let chunk = tokio::select! {
                     _ = stopped.wait_for(|stop| *stop) => return,
-                    next = messages.next() => next,
+                    chunk = chunks.next() => chunk,
                 };
-                match next {
-                    Some(Ok(message)) => self.take(message).await,
-                    Some(Err(error)) => {
-                        tracing::debug!(%error, "pulling parked deliveries failed; pulling again");
-                        tokio::time::sleep(BACK_OFF).await;
-                        break;
-                    }
-                    None => break,
+                let Some(chunk) = chunk else { break };
+                let (messages, failed): (Vec<_>, Vec<_>) = chunk.into_iter().partition(Result::is_ok);
+                self.take(messages.into_iter().filter_map(Result::ok).collect()).await;
+                if let Some(Err(error)) = failed.into_iter().next() {
+                    tracing::debug!(%error, "pulling parked deliveries failed; pulling again");
+                    tokio::time::sleep(BACK_OFF).await;
+                    break;
                 }
             }
         }
     }
 
-    /// Adopts `message`, or hands it back for later or for another replica.
-    async fn take(&self, message: jetstream::Message) {
+    /// Adopts what of `messages` is due and worked here, or hands each
+    /// back for later or for another replica.
+    async fn take(&self, messages: Vec<jetstream::Message>) {
+        let now = clock::now_ms();
+        let mut handed_back = Vec::new();
+        let mut adopting = Vec::new();
+        for message in messages {
+            match self.verdict(&message, now) {
+                Verdict::HandBack(delay) => handed_back.push((message, delay)),
+                Verdict::Adopt(parcel) => adopting.push((message, parcel)),
+            }
+        }
+        let transitions: Vec<Transition> = adopting
+            .iter()
+            .map(|(_, parcel)| Transition {
+                id: parcel.id.clone(),
+                expect: Expect::Absent,
+                change: Change::Adopted {
+                    record: Box::new(parcel.delivery.clone()),
+                    event: Box::new(parcel.event.clone()),
+                },
+                now_ms: now,
+            })
+            .collect();
+        let store = self.store.clone();
+        let applied = tokio::task::spawn_blocking(move || store.transition_all(transitions))
+            .await
+            .expect("the write does not panic");
+        let mut acknowledged = Vec::new();
+        for ((message, parcel), applied) in adopting.into_iter().zip(applied) {
+            match applied {
+                Ok(Applied::Done { .. }) => {
+                    self.metrics.adopted();
+                    self.inboxes
+                        .wake(&parcel.delivery.endpoint, parcel.delivery.next_attempt_at);
+                    acknowledged.push((message, parcel.id));
+                }
+                // Already here: a redelivery after a crash between the two.
+                Ok(Applied::Stale) => acknowledged.push((message, parcel.id)),
+                Ok(Applied::Missing) => handed_back.push((message, BACK_OFF)),
+                Err(error) => {
+                    tracing::warn!(delivery = %parcel.id, %error, "adopting a parked delivery failed; it stays parked");
+                    handed_back.push((message, BACK_OFF));
+                }
+            }
+        }
+        let acks = acknowledged.iter().map(|(message, id)| acknowledge(message, id));
+        let naks = handed_back.iter().map(|(message, delay)| hand_back(message, *delay));
+        futures_util::future::join(
+            futures_util::future::join_all(acks),
+            futures_util::future::join_all(naks),
+        )
+        .await;
+    }
+
+    /// What to do with `message` at `now`.
+    fn verdict(&self, message: &jetstream::Message, now: u64) -> Verdict {
         let parcel = match Parcel::decode(&message.payload) {
             Ok(parcel) => parcel,
             Err(error) => {
@@ -91,51 +150,31 @@ impl Adopter {
                         tracing::warn!(sequence, %error, "a parked message this hookd cannot read; left alone")
                     }
                 }
-                hand_back(&message, LEAVE_ALONE).await;
-                return;
+                return Verdict::HandBack(LEAVE_ALONE);
             }
         };
-        let now = clock::now_ms();
         let due = parcel.delivery.next_attempt_at;
         if due > now {
-            hand_back(&message, Duration::from_millis(due - now)).await;
-            return;
+            return Verdict::HandBack(Duration::from_millis(due - now));
         }
-        let endpoint = parcel.delivery.endpoint.clone();
+        let endpoint = &parcel.delivery.endpoint;
         let worked_here = self
             .settings
             .borrow()
             .endpoints
-            .get(&endpoint)
+            .get(endpoint)
             .is_some_and(|configured| configured.enabled)
-            && !self.pauses.is_paused(&endpoint);
-        if !worked_here {
-            hand_back(&message, NOT_HERE).await;
-            return;
-        }
-        let transition = Transition {
-            id: parcel.id.clone(),
-            expect: Expect::Absent,
-            change: Change::Adopted {
-                record: Box::new(parcel.delivery),
-                event: Box::new(parcel.event),
-            },
-            now_ms: now,
-        };
-        match self.store.apply(transition).await {
-            Ok(Applied::Done { .. }) => {
-                acknowledge(&message, &parcel.id).await;
-                self.metrics.adopted();
-                self.inboxes.wake(&endpoint, due);
-            }
-            Ok(Applied::Stale) => acknowledge(&message, &parcel.id).await,
-            Ok(Applied::Missing) => hand_back(&message, BACK_OFF).await,
-            Err(error) => {
-                tracing::warn!(delivery = %parcel.id, %error, "adopting a parked delivery failed; it stays parked");
-                hand_back(&message, BACK_OFF).await;
-            }
+            && !self.pauses.is_paused(endpoint);
+        match worked_here {
+            true => Verdict::Adopt(Box::new(parcel)),
+            false => Verdict::HandBack(NOT_HERE),
         }
     }
+}
+
+enum Verdict {
+    HandBack(Duration),
+    Adopt(Box<Parcel>),
 }
 
 /// Acknowledges an adopted delivery and waits for JetStream to confirm,

