@@ -134,9 +134,10 @@ impl Cluster {
         let deadline = Instant::now() + self.settings.park_grace;
         let mut parked = 0;
         let mut failing = false;
+        let mut cursor = Vec::new();
         let finished = tokio::time::timeout_at(deadline.into(), async {
             loop {
-                match parker.pass(true).await {
+                match parker.pass(true, &mut cursor).await {
                     Ok(0) => return,
                     Ok(n) => parked += n,
                     // A NATS node going away takes the client a moment to
@@ -146,6 +147,7 @@ impl Cluster {
                             tracing::warn!(%error, "parking at shutdown failed; trying again within park_grace");
                         }
                         failing = true;
+                        cursor.clear();
                         tokio::time::sleep(RETRY_PAUSE).await;
                     }
                 }
@@ -277,8 +279,9 @@ async fn work(
         metrics,
     };
     let mut failing = false;
+    let mut cursor = Vec::new();
     while !*stopped.borrow() {
-        match parker.pass(false).await {
+        match parker.pass(false, &mut cursor).await {
             Ok(n) if n > 0 => {
                 failing = false;
                 continue;
@@ -292,6 +295,7 @@ async fn work(
                 parker.parkables.count(&parker.metrics).await;
             }
         }
+        cursor.clear();
         tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => break,
             () = tokio::time::sleep(PARK_INTERVAL) => {}

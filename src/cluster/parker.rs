@@ -56,7 +56,7 @@ pub struct Parkables {
 impl Parkables {
     /// Up to `limit` of them, at `now`; with `everything`, every pending
     /// delivery.
-    async fn find(&self, everything: bool, now: u64, limit: usize) -> Result<Vec<Parkable>, ParkError> {
+    async fn find(&self, everything: bool, now: u64, from: &[u8], limit: usize) -> Result<Vec<Parkable>, ParkError> {
         let settings = self.settings.borrow().clone();
         let pauses = self.pauses.clone();
         let park = move |endpoint: &str| match settings.endpoints.get(endpoint) {
@@ -72,7 +72,8 @@ impl Parkables {
             clock::after(now, self.park_after)
         };
         let store = self.store.clone();
-        let found = tokio::task::spawn_blocking(move || store.parkable(&park, later_than, limit))
+        let from = from.to_vec();
+        let found = tokio::task::spawn_blocking(move || store.parkable(&park, later_than, &from, limit))
             .await
             .expect("the read does not panic")?;
         Ok(found)
@@ -81,7 +82,7 @@ impl Parkables {
     /// Counts what waits to be parked (up to [`COUNT_LIMIT`]) into
     /// `hookd_park_pending`, while parking cannot happen.
     pub async fn count(&self, metrics: &ClusterMetrics) {
-        match self.find(false, clock::now_ms(), COUNT_LIMIT).await {
+        match self.find(false, clock::now_ms(), &[], COUNT_LIMIT).await {
             Ok(found) => metrics.set_park_pending(found.len()),
             Err(error) => tracing::debug!(%error, "cannot count what waits to be parked"),
         }
@@ -97,13 +98,19 @@ pub struct Parker {
 
 impl Parker {
     /// Parks up to one batch of what is parkable now (with `everything`,
-    /// every pending delivery); how many it parked, 0 only when nothing
-    /// was to be parked (or all of it changed meanwhile). An error leaves
-    /// what JetStream did not confirm here, for the next pass.
-    pub async fn pass(&self, everything: bool) -> Result<usize, ParkError> {
+    /// every pending delivery), read from `cursor` on, which it moves past
+    /// the batch; how many it parked, 0 only when nothing was found there
+    /// (or all of it changed meanwhile): then a new round starts from an
+    /// empty cursor. An error leaves what JetStream did not confirm here,
+    /// for the next round.
+    pub async fn pass(&self, everything: bool, cursor: &mut Vec<u8>) -> Result<usize, ParkError> {
         let now = clock::now_ms();
-        let found = self.parkables.find(everything, now, BATCH).await?;
-        if found.len() < BATCH {
+        let round_starts = cursor.is_empty();
+        let found = self.parkables.find(everything, now, cursor, BATCH).await?;
+        if let Some(last) = found.last() {
+            cursor.clone_from(&last.next);
+        }
+        if round_starts && found.len() < BATCH {
             self.metrics.set_park_pending(found.len());
         }
         if found.is_empty() {

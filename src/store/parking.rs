@@ -30,20 +30,26 @@ pub struct Parkable {
     pub due_ms: u64,
     /// What of its endpoint's queue was parked.
     pub park: Park,
+    /// Where a next read goes on from: just past this one's `due` entry.
+    pub next: Vec<u8>,
 }
 
 impl Store {
     /// Up to `limit` deliveries to park, of each endpoint what `park`
     /// says; [`Park::LongWaits`] are those due after `later_than_ms`.
+    /// The read starts at `from` (empty, or the last one's
+    /// [`Parkable::next`]), so a run of reads does not wade again through
+    /// what the ones before let go.
     pub fn parkable(
         &self,
         park: &dyn Fn(&str) -> Park,
         later_than_ms: u64,
+        from: &[u8],
         limit: usize,
     ) -> Result<Vec<Parkable>, Error> {
         let db = self.db()?;
         let mut found = Vec::new();
-        let mut from: Vec<u8> = Vec::new();
+        let mut from: Vec<u8> = from.to_vec();
         while found.len() < limit {
             let mut first = db.iterator_cf(
                 column_family(&db, cf::DUE),
@@ -66,6 +72,7 @@ impl Store {
                     continue;
                 }
             };
+            let start = start.max(from.clone());
             let queue = db.iterator_cf(
                 column_family(&db, cf::DUE),
                 IteratorMode::From(&start, Direction::Forward),
@@ -76,7 +83,10 @@ impl Store {
                     break;
                 }
                 let (due_ms, id) = keys::split_endpoint_timed(&key).ok_or_else(|| Error::Corrupt("due key".into()))?;
+                let mut next = key.to_vec();
+                next.push(0);
                 found.push(Parkable {
+                    next,
                     id: id.to_owned(),
                     endpoint: endpoint.clone(),
                     due_ms,
