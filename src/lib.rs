@@ -155,7 +155,7 @@ pub async fn run(
     };
     let state = AppState::new(api::Shared {
         store: store.clone(),
-        pause_board: cluster.as_ref().map(Cluster::pause_board),
+        cluster: cluster.as_ref().map(Cluster::link),
         settings,
         inboxes,
         pauses,

@@ -34,8 +34,9 @@ pub struct AppState(Arc<Shared>);
 /// What [`AppState`] holds.
 pub struct Shared {
     pub store: Store,
-    /// Cluster mode: where operators' pauses are shared with every replica.
-    pub pause_board: Option<Arc<crate::cluster::PauseBoard>>,
+    /// Cluster mode's link: pauses shared with every replica, parked
+    /// counts, the link's state.
+    pub cluster: Option<Arc<crate::cluster::Link>>,
     /// The current config; a reload publishes a new one.
     pub settings: watch::Receiver<Arc<Settings>>,
     /// Where new deliveries are handed to their workers once stored, and

@@ -23,6 +23,7 @@
 //! replica's config has, and the endpoint JSON's `parked`.
 
 mod adopter;
+mod link;
 mod metrics;
 mod parcel;
 mod parker;
@@ -37,9 +38,9 @@ use async_nats::jetstream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use link::{Link, LinkState, PauseShareError};
 pub use metrics::ClusterMetrics;
 pub use parcel::{Parcel, ParcelError};
-pub use pauses::{PauseBoard, PauseBoardError};
 
 use crate::config::{ClusterSettings, Settings};
 use crate::dispatch::inbox::Inboxes;
@@ -70,7 +71,7 @@ pub struct Parts {
 /// [`Cluster::stop`] parks what is left.
 pub struct Cluster {
     settings: ClusterSettings,
-    board: Arc<PauseBoard>,
+    link: Arc<Link>,
     stop: watch::Sender<bool>,
     work: JoinHandle<Option<Parker>>,
 }
@@ -82,6 +83,7 @@ impl Cluster {
     pub async fn start(settings: &ClusterSettings, parts: Parts) -> anyhow::Result<Cluster> {
         let metrics = ClusterMetrics::register(&parts.metrics);
         let client = connect(settings, metrics.clone()).await?;
+        let link = Arc::new(Link::new(client.clone()));
         let jetstream = jetstream::new(client);
         let first = match tokio::time::timeout(START_PATIENCE, reach(&jetstream, settings.replicas)).await {
             Ok(Err(StreamsError::Incompatible(reason))) => anyhow::bail!("refusing cluster mode: {reason}"),
@@ -96,30 +98,29 @@ impl Cluster {
             }
         };
         let (stop, stopped) = watch::channel(false);
-        let board = Arc::new(PauseBoard::default());
         if let Some(ready) = &first {
-            board.open(ready.pauses.clone());
+            link.open(ready.stream.clone(), ready.pauses.clone());
         }
         let work = tokio::spawn(work(
             jetstream,
             settings.clone(),
             parts,
             metrics,
-            board.clone(),
+            link.clone(),
             first,
             stopped,
         ));
         Ok(Cluster {
             settings: settings.clone(),
-            board,
+            link,
             stop,
             work,
         })
     }
 
-    /// Where operators' pauses are shared.
-    pub fn pause_board(&self) -> Arc<PauseBoard> {
-        self.board.clone()
+    /// What the admin API sees of the cluster.
+    pub fn link(&self) -> Arc<Link> {
+        self.link.clone()
     }
 
     /// Stops adopting, then parks every pending delivery within
@@ -223,7 +224,7 @@ async fn work(
     settings: ClusterSettings,
     parts: Parts,
     metrics: ClusterMetrics,
-    board: Arc<PauseBoard>,
+    link: Arc<Link>,
     first: Option<Ready>,
     mut stopped: watch::Receiver<bool>,
 ) -> Option<Parker> {
@@ -247,7 +248,7 @@ async fn work(
             }
             match reach(&jetstream, settings.replicas).await {
                 Ok(ready) => {
-                    board.open(ready.pauses.clone());
+                    link.open(ready.stream.clone(), ready.pauses.clone());
                     break ready;
                 }
                 Err(StreamsError::Incompatible(reason)) => {

@@ -8,7 +8,7 @@
 //! and its workers. A replica starting in cluster mode for the first time
 //! hands the bucket the pauses its store has and the bucket does not.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
@@ -20,41 +20,8 @@ use crate::dispatch::pauses::Pauses;
 use crate::store::Store;
 
 pub const BUCKET: &str = "HOOKD_PAUSES";
-const PAUSED: &[u8] = b"paused";
-const RESUMED: &[u8] = b"resumed";
-
-/// The bucket, once JetStream was reached; shared with the admin API.
-#[derive(Default)]
-pub struct PauseBoard {
-    bucket: OnceLock<kv::Store>,
-}
-
-/// Why a pause could not be shared.
-#[derive(Debug, thiserror::Error)]
-pub enum PauseBoardError {
-    #[error("JetStream has not been reached since hookd started")]
-    NotReady,
-    #[error("JetStream did not take the pause: {0}")]
-    Unavailable(String),
-}
-
-impl PauseBoard {
-    /// JetStream was reached: pauses are shared from now on.
-    pub fn open(&self, bucket: kv::Store) {
-        let _ = self.bucket.set(bucket);
-    }
-
-    /// Writes `endpoint`'s pause for every replica.
-    pub async fn publish(&self, endpoint: &str, paused: bool) -> Result<(), PauseBoardError> {
-        let bucket = self.bucket.get().ok_or(PauseBoardError::NotReady)?;
-        let value = Bytes::from_static(if paused { PAUSED } else { RESUMED });
-        bucket
-            .put(endpoint, value)
-            .await
-            .map(|_| ())
-            .map_err(|error| PauseBoardError::Unavailable(error.to_string()))
-    }
-}
+pub const PAUSED: &[u8] = b"paused";
+pub const RESUMED: &[u8] = b"resumed";
 
 /// The bucket, created if missing.
 pub async fn ensure_bucket(jetstream: &jetstream::Context, replicas: usize) -> Result<kv::Store, String> {

@@ -20,6 +20,8 @@ use async_nats::jetstream::{self, context::GetStreamErrorKind};
 pub const PARKED_STREAM: &str = "HOOKD_PARKED";
 pub const ADOPT_CONSUMER: &str = "HOOKD_ADOPT";
 const PARKED_SUBJECTS: &str = "hookd.parked.>";
+/// What every parked subject starts with; the endpoint id follows.
+pub const PARKED_PREFIX: &str = "hookd.parked.";
 /// How long a replica may hold a message it took before JetStream hands
 /// it to another: far longer than one adoption's synced write.
 pub const ACK_WAIT: Duration = Duration::from_secs(30);
@@ -29,7 +31,7 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// The subject of `endpoint`'s parked deliveries (endpoint ids are
 /// letters, digits, `_` and `-`: one subject token).
 pub fn parked_subject(endpoint: &str) -> String {
-    format!("hookd.parked.{endpoint}")
+    format!("{PARKED_PREFIX}{endpoint}")
 }
 
 /// Why the streams are not ready.

@@ -49,10 +49,20 @@ struct Replica {
 
 impl Replica {
     fn start(nats_url: &str, park_after: &str, subscriber: &Receiver) -> Replica {
+        Replica::start_edited(nats_url, park_after, subscriber, |config| config)
+    }
+
+    /// Like [`Replica::start`], with the config text passed through `edit`.
+    fn start_edited(
+        nats_url: &str,
+        park_after: &str,
+        subscriber: &Receiver,
+        edit: impl FnOnce(String) -> String,
+    ) -> Replica {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("hookd.toml");
         let text = cluster_config(&dir.path().join("data"), nats_url, park_after, subscriber);
-        std::fs::write(&config, text).unwrap();
+        std::fs::write(&config, edit(text)).unwrap();
         let process = HookdProcess::spawn(&config);
         Replica {
             dir,
@@ -328,4 +338,39 @@ async fn a_pause_on_one_replica_holds_the_endpoint_on_every_replica_and_survives
     assert_eq!(resumed.status, StatusCode::OK);
     wait_until_paused(&http, &b, false).await;
     wait_for_all(&subscriber, &held, Duration::from_secs(30)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_shows_the_deliveries_parked_across_the_cluster_and_its_link() {
+    let nats = NatsCluster::start(3);
+    let subscriber = Receiver::start().await;
+    subscriber.answer_by_default(Reply::status(503));
+    let http = HttpClient::default();
+    // A retries in an hour: each failed first attempt is a long wait, parked.
+    let hourly = |config: String| {
+        let start = config.find("retry_schedule").unwrap();
+        let end = start + config[start..].find('\n').unwrap();
+        format!("{}retry_schedule = [\"1h\"]{}", &config[..start], &config[end..])
+    };
+    let a = Replica::start_edited(&nats.url(), "1s", &subscriber, hourly);
+    let b = Replica::start(&nats.url(), "1h", &subscriber);
+    post_events(&http, &a, "a", 7).await;
+    subscriber.wait_for(7, Duration::from_secs(30)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let endpoints = http.get(&format!("{}/v1/endpoints", b.process().admin)).await;
+        let crm = &endpoints.json["data"][0];
+        if crm["parked"] == 7 {
+            assert_eq!(crm["pending"], 0, "B holds none of them");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B shows A's parked deliveries: {crm}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let config = http.get(&format!("{}/v1/config", b.process().admin)).await;
+    assert_eq!(config.json["cluster"]["connected"], true);
+    assert_eq!(config.json["cluster"]["ready"], true);
 }

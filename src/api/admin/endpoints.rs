@@ -57,6 +57,10 @@ pub async fn list(
         ),
     };
     let settings = state.settings();
+    let parked = match &state.cluster {
+        Some(cluster) => Some(cluster.parked_counts().await),
+        None => None,
+    };
     let mut matching = settings
         .endpoints
         .sorted_after(query.cursor.as_deref())
@@ -65,7 +69,15 @@ pub async fn list(
     let page: Vec<EndpointView> = matching
         .by_ref()
         .take(limit)
-        .map(|endpoint| view(&state, endpoint))
+        .map(|endpoint| {
+            let mut view = view(&state, endpoint);
+            view.parked = parked.as_ref().map(|counts| {
+                counts
+                    .as_ref()
+                    .map(|counts| counts.get(&endpoint.id).copied().unwrap_or(0))
+            });
+            view
+        })
         .collect();
     let next_cursor = match page.last() {
         Some(last) if matching.next().is_some() => Some(last.id.clone()),
@@ -90,9 +102,9 @@ async fn set_paused(
     let endpoint = find(&state, &id)?;
     let endpoint_id = endpoint.id.clone();
     // In cluster mode every replica holds the pause: it is shared first.
-    if let Some(board) = &state.pause_board {
-        board
-            .publish(&endpoint.id, paused)
+    if let Some(cluster) = &state.cluster {
+        cluster
+            .share_pause(&endpoint.id, paused)
             .await
             .map_err(|error| ApiError::cluster_unavailable(format!("{error}; nothing was changed, retry later")))?;
     }

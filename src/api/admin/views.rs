@@ -23,6 +23,10 @@ pub struct EndpointView {
     pub success_rate_1h: Option<f64>,
     pub concurrency: Option<usize>,
     pub last_attempt: Option<LastAttemptView>,
+    /// Cluster mode only: its deliveries parked in JetStream, across the
+    /// cluster (`null` while JetStream does not answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parked: Option<Option<u64>>,
 }
 
 #[derive(Serialize)]
@@ -57,6 +61,7 @@ impl EndpointView {
             success_rate_1h,
             concurrency: state.limits.concurrency(&endpoint.id),
             last_attempt: last.map(LastAttemptView::from),
+            parked: None,
         }
     }
 }

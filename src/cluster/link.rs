@@ -1,0 +1,94 @@
+//! What the admin API sees of the cluster: the link's state, the parked
+//! deliveries per endpoint (JetStream's own per-subject counts), and
+//! where an operator's pause is shared. Filled once JetStream is reached.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use async_nats::jetstream::{kv, stream};
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use serde::Serialize;
+
+use super::pauses::{PAUSED, RESUMED};
+use super::streams::PARKED_PREFIX;
+
+/// How long an admin request waits for JetStream's counts.
+const COUNT_PATIENCE: Duration = Duration::from_secs(2);
+
+pub struct Link {
+    client: async_nats::Client,
+    parked: OnceLock<stream::Stream>,
+    pauses: OnceLock<kv::Store>,
+}
+
+/// Why a pause could not be shared.
+#[derive(Debug, thiserror::Error)]
+pub enum PauseShareError {
+    #[error("JetStream has not been reached since hookd started")]
+    NotReady,
+    #[error("JetStream did not take the pause: {0}")]
+    Unavailable(String),
+}
+
+/// The link as `GET /v1/config` shows it.
+#[derive(Debug, Serialize)]
+pub struct LinkState {
+    /// The NATS connection is up.
+    pub connected: bool,
+    /// The streams and bucket were made or checked.
+    pub ready: bool,
+}
+
+impl Link {
+    pub fn new(client: async_nats::Client) -> Link {
+        Link {
+            client,
+            parked: OnceLock::new(),
+            pauses: OnceLock::new(),
+        }
+    }
+
+    /// JetStream was reached: what it holds is shown, and pauses shared,
+    /// from now on.
+    pub fn open(&self, parked: stream::Stream, pauses: kv::Store) {
+        let _ = self.parked.set(parked);
+        let _ = self.pauses.set(pauses);
+    }
+
+    pub fn state(&self) -> LinkState {
+        LinkState {
+            connected: self.client.connection_state() == async_nats::connection::State::Connected,
+            ready: self.parked.get().is_some(),
+        }
+    }
+
+    /// Writes `endpoint`'s pause for every replica.
+    pub async fn share_pause(&self, endpoint: &str, paused: bool) -> Result<(), PauseShareError> {
+        let bucket = self.pauses.get().ok_or(PauseShareError::NotReady)?;
+        let value = Bytes::from_static(if paused { PAUSED } else { RESUMED });
+        bucket
+            .put(endpoint, value)
+            .await
+            .map(|_| ())
+            .map_err(|error| PauseShareError::Unavailable(error.to_string()))
+    }
+
+    /// The parked deliveries of each endpoint that has any; `None` when
+    /// JetStream does not answer in time.
+    pub async fn parked_counts(&self) -> Option<HashMap<String, u64>> {
+        let stream = self.parked.get()?;
+        let counting = async {
+            let mut counts = HashMap::new();
+            let mut subjects = stream.info_with_subjects(format!("{PARKED_PREFIX}>")).await.ok()?;
+            while let Some((subject, count)) = subjects.try_next().await.ok()? {
+                if let Some(endpoint) = subject.strip_prefix(PARKED_PREFIX) {
+                    counts.insert(endpoint.to_owned(), count as u64);
+                }
+            }
+            Some(counts)
+        };
+        tokio::time::timeout(COUNT_PATIENCE, counting).await.ok().flatten()
+    }
+}
