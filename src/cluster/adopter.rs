@@ -11,7 +11,9 @@
 //! write), and only then acknowledged: a crash in
 //! between makes JetStream hand it out again, which at worst sends it
 //! twice, never loses it. One already here (such a redelivery) is just
-//! acknowledged.
+//! acknowledged. One for an endpoint not in this replica's config that
+//! waited past the retention is adopted all the same, and the sweeper
+//! fails it as `expired`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,14 +160,18 @@ impl Adopter {
             return Verdict::HandBack(Duration::from_millis(due - now));
         }
         let endpoint = &parcel.delivery.endpoint;
-        let worked_here = self
-            .settings
-            .borrow()
+        let settings = self.settings.borrow().clone();
+        let worked_here = settings
             .endpoints
             .get(endpoint)
             .is_some_and(|configured| configured.enabled)
             && !self.pauses.is_paused(endpoint);
-        match worked_here {
+        // One that no replica took within the retention, for an endpoint
+        // this replica does not have, is taken to be failed as `expired`
+        // by the sweeper, as a standalone hookd would.
+        let retention = settings.storage.retention.as_millis() as u64;
+        let orphaned = settings.endpoints.get(endpoint).is_none() && due < now.saturating_sub(retention);
+        match worked_here || orphaned {
             true => Verdict::Adopt(Box::new(parcel)),
             false => Verdict::HandBack(NOT_HERE),
         }

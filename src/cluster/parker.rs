@@ -2,8 +2,9 @@
 //! where any replica adopts it when it is due ([`super::adopter`]).
 //!
 //! Parked are the deliveries of endpoints this replica does not work
-//! (disabled, gone from its config), those whose next attempt is more than
-//! `park_after` away, and at SIGTERM every pending one. A paused
+//! (disabled, gone from its config; but not those that waited past the
+//! retention, which the sweeper expires), those whose next attempt is more
+//! than `park_after` away, and at SIGTERM every pending one. A paused
 //! endpoint's deliveries stay until SIGTERM: pauses are this replica's own
 //! so far, and another replica would send them. The
 //! transfer is at least once: a delivery is published (its id and attempt
@@ -59,21 +60,20 @@ impl Parkables {
     async fn find(&self, everything: bool, now: u64, from: &[u8], limit: usize) -> Result<Vec<Parkable>, ParkError> {
         let settings = self.settings.borrow().clone();
         let pauses = self.pauses.clone();
+        let long_wait = clock::after(now, self.park_after).saturating_add(1);
+        // What waited past the retention on an endpoint not worked here
+        // stays, for the sweeper to expire (as standalone).
+        let unexpired = now.saturating_sub(settings.storage.retention.as_millis() as u64);
         let park = move |endpoint: &str| match settings.endpoints.get(endpoint) {
-            _ if everything => Park::All,
-            Some(endpoint) if !endpoint.enabled => Park::All,
-            None => Park::All,
+            _ if everything => Park::DueFrom(0),
+            Some(endpoint) if !endpoint.enabled => Park::DueFrom(unexpired),
+            None => Park::DueFrom(unexpired),
             Some(_) if pauses.is_paused(endpoint) => Park::Nothing,
-            Some(_) => Park::LongWaits,
-        };
-        let later_than = if everything {
-            0
-        } else {
-            clock::after(now, self.park_after)
+            Some(_) => Park::DueFrom(long_wait),
         };
         let store = self.store.clone();
         let from = from.to_vec();
-        let found = tokio::task::spawn_blocking(move || store.parkable(&park, later_than, &from, limit))
+        let found = tokio::task::spawn_blocking(move || store.parkable(&park, &from, limit))
             .await
             .expect("the read does not panic")?;
         Ok(found)
@@ -116,10 +116,11 @@ impl Parker {
         if found.is_empty() {
             return Ok(0);
         }
-        let reason = |parkable: &Parkable| match (everything, parkable.park) {
-            (true, _) => ParkReason::Shutdown,
-            (false, Park::LongWaits) => ParkReason::LongWait,
-            (false, _) => ParkReason::Inactive,
+        let settings = self.parkables.settings.borrow().clone();
+        let reason = |parkable: &Parkable| match settings.endpoints.get(&parkable.endpoint) {
+            _ if everything => ParkReason::Shutdown,
+            Some(endpoint) if endpoint.enabled => ParkReason::LongWait,
+            _ => ParkReason::Inactive,
         };
         let store = self.parkables.store.clone();
         let wanted = found.clone();

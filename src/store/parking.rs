@@ -1,7 +1,7 @@
 //! Which deliveries cluster mode parks ([`crate::cluster`]), read from the
-//! `due` index: each endpoint's queue is parked whole, only from a cutoff
-//! on (the long waits before a retry), or not at all, as the caller says
-//! of the endpoint. Each queue is reached with one seek, so a pass over
+//! `due` index: of each endpoint's queue, the deliveries due from a time
+//! on (every one, or the long waits before a retry), or none, as the
+//! caller says of the endpoint. Each queue is reached with one seek, so a pass over
 //! many idle endpoints stays cheap.
 //! The parking itself is a transition ([`super::lifecycle`]).
 
@@ -13,10 +13,8 @@ use super::{Error, Store, cf, column_family};
 /// What of an endpoint's queue to park.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Park {
-    /// Every delivery.
-    All,
-    /// Those due after the cutoff.
-    LongWaits,
+    /// Those due at or after this time (ms); 0: every one.
+    DueFrom(u64),
     /// None.
     Nothing,
 }
@@ -28,25 +26,18 @@ pub struct Parkable {
     pub endpoint: String,
     /// When it is due: what its parking transition expects.
     pub due_ms: u64,
-    /// What of its endpoint's queue was parked.
-    pub park: Park,
+
     /// Where a next read goes on from: just past this one's `due` entry.
     pub next: Vec<u8>,
 }
 
 impl Store {
     /// Up to `limit` deliveries to park, of each endpoint what `park`
-    /// says; [`Park::LongWaits`] are those due after `later_than_ms`.
+    /// says.
     /// The read starts at `from` (empty, or the last one's
     /// [`Parkable::next`]), so a run of reads does not wade again through
     /// what the ones before let go.
-    pub fn parkable(
-        &self,
-        park: &dyn Fn(&str) -> Park,
-        later_than_ms: u64,
-        from: &[u8],
-        limit: usize,
-    ) -> Result<Vec<Parkable>, Error> {
+    pub fn parkable(&self, park: &dyn Fn(&str) -> Park, from: &[u8], limit: usize) -> Result<Vec<Parkable>, Error> {
         let db = self.db()?;
         let mut found = Vec::new();
         let mut from: Vec<u8> = from.to_vec();
@@ -65,8 +56,7 @@ impl Store {
             let prefix = keys::endpoint_prefix(&endpoint);
             let park = park(&endpoint);
             let start = match park {
-                Park::All => prefix.clone(),
-                Park::LongWaits => keys::endpoint_timed(&endpoint, later_than_ms.saturating_add(1), ""),
+                Park::DueFrom(from_ms) => keys::endpoint_timed(&endpoint, from_ms, ""),
                 Park::Nothing => {
                     from = keys::prefix_end(&prefix);
                     continue;
@@ -90,7 +80,6 @@ impl Store {
                     id: id.to_owned(),
                     endpoint: endpoint.clone(),
                     due_ms,
-                    park,
                 });
             }
             from = keys::prefix_end(&prefix);

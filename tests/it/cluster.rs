@@ -374,3 +374,46 @@ async fn every_replica_shows_the_deliveries_parked_across_the_cluster_and_its_li
     assert_eq!(config.json["cluster"]["connected"], true);
     assert_eq!(config.json["cluster"]["ready"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_delivery_whose_endpoint_no_replica_has_fails_as_expired_after_the_retention() {
+    let nats = NatsCluster::start(3);
+    let subscriber = Receiver::start().await;
+    subscriber.answer_by_default(Reply::status(503));
+    let http = HttpClient::default();
+    let short_retention = |config: String| config.replace("[storage]\n", "[storage]\nretention = \"4s\"\n");
+    // A has an endpoint `gone` that B's config does not.
+    let gone = format!(
+        "\n[[endpoints]]\nid = \"gone\"\nurl = \"{}\"\nevents = [\"payment.*\"]\nsecret = \"s\"\n",
+        subscriber.url("/gone")
+    );
+    let mut a = Replica::start_edited(&nats.url(), "1h", &subscriber, |config| short_retention(config) + &gone);
+    let b = Replica::start_edited(&nats.url(), "1h", &subscriber, short_retention);
+    let answer = http
+        .post_json(
+            &format!("{}/v1/events", a.process().ingest),
+            r#"{"id":"evt_orphan","event":"payment.completed","data":{}}"#,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED);
+    subscriber.wait_for(1, Duration::from_secs(30)).await;
+    assert!(a.process.take().unwrap().terminate().success());
+
+    // B takes it only once it waited past the retention, and fails it.
+    let url = format!("{}/v1/deliveries/evt_orphan.gone", b.process().admin);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = http.get(&url).await;
+        if shown.status == StatusCode::OK && shown.json["status"] == "failed" {
+            let attempts = shown.json["attempts"].as_array().unwrap();
+            assert_eq!(attempts.last().unwrap()["error_kind"], "expired", "{}", shown.json);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the orphan was expired: {}",
+            shown.json
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
