@@ -44,4 +44,6 @@ refuse "an endpoint id with a space" --set 'hookd.config.endpoints[0].id=a b' \
   --set 'hookd.config.endpoints[0].url=https://x.example' --set 'hookd.config.endpoints[0].events[0]=*'
 refuse "an unknown value" --set hookd.replicas=3
 refuse "a malformed volume size" --set hookd.persistence.size=lots
+refuse "a NATS URL that is not one" --set hookd.cluster.natsUrl=http://nats:4222
+refuse "ack = cluster, not built yet" --set hookd.cluster.natsUrl=nats://nats:4222 --set hookd.cluster.ack=cluster
 echo "check-packaging: ok" >&2

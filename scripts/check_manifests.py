@@ -5,7 +5,7 @@ schema check for KUBE_VERSION. Beyond the schemas, the pod must be what the
 chart promises: the app and hookd side by side, hookd's data on a volume
 claim per replica, exec probes with `hookd healthcheck`, a preStop hook and
 a termination grace longer than the preStop pause plus hookd's shutdown
-grace, and a restrictive securityContext. Finally hookd itself must accept
+grace (and, in cluster mode, its park grace), and a restrictive securityContext. Finally hookd itself must accept
 the config the chart renders, checked with `hookd check-config` and the
 environment the chart gives the container.
 
@@ -56,8 +56,10 @@ def check_pod(statefulset):
     pause = hookd["lifecycle"]["preStop"]["sleep"]["seconds"]
     env = {e["name"]: e.get("value") for e in hookd["env"]}
     grace = int(env["HOOKD_DELIVERY__SHUTDOWN_GRACE"].rstrip("s"))
+    if "HOOKD_CLUSTER__NATS_URL" in env:
+        grace += int(env["HOOKD_CLUSTER__PARK_GRACE"].rstrip("s"))
     if pod["terminationGracePeriodSeconds"] <= pause + grace:
-        fail("the termination grace does not cover the preStop pause and hookd's shutdown grace")
+        fail("the termination grace does not cover the preStop pause, hookd's shutdown grace and (cluster mode) its park grace")
     security = hookd["securityContext"]
     if not (security.get("runAsNonRoot") and security.get("readOnlyRootFilesystem")
             and security.get("allowPrivilegeEscalation") is False
@@ -73,6 +75,15 @@ def check_config(config_map, hookd, binary):
     with tempfile.TemporaryDirectory() as scratch:
         text = config_map["data"]["hookd.yaml"]
         for mount in hookd["volumeMounts"]:
+            if mount["name"] == "hookd-nats-credentials":
+                credentials = os.path.join(scratch, "nats")
+                os.makedirs(credentials)
+                for variable in hookd["env"]:
+                    if variable["name"] == "HOOKD_CLUSTER__CREDENTIALS_FILE":
+                        placeholder = os.path.join(credentials, os.path.basename(variable["value"]))
+                        with open(placeholder, "w") as file:
+                            file.write("placeholder\n")
+                        variable["value"] = placeholder
             if mount["name"] == "hookd-endpoint-secrets":
                 secrets = os.path.join(scratch, "secrets")
                 text = text.replace(mount["mountPath"], secrets)

@@ -9,7 +9,10 @@ Another chart adds hookd to its own pod with three includes, each given
     values.nativeSidecar, else under containers);
   - "hookd.volumes": its config (and endpoint secrets) volumes;
   - "hookd.volumeClaimTemplate": its data volume, for a StatefulSet's
-    volumeClaimTemplates (one queue per replica).
+    volumeClaimTemplates (one queue per replica);
+  - "hookd.terminationGracePeriodSeconds": the pod's termination grace
+    (given "values" and "extra" seconds).
+Values without `cluster` are standalone.
 The app posts events to http://127.0.0.1:8787/v1/events.
 */}}
 
@@ -46,6 +49,18 @@ The app posts events to http://127.0.0.1:8787/v1/events.
     {{- end }}
     - name: HOOKD_DELIVERY__SHUTDOWN_GRACE
       value: "{{ $v.shutdownGraceSeconds }}s"
+    {{- if dig "cluster" "natsUrl" "" $v }}
+    - name: HOOKD_CLUSTER__NATS_URL
+      value: {{ $v.cluster.natsUrl | quote }}
+    - name: HOOKD_CLUSTER__ACK
+      value: {{ dig "cluster" "ack" "local" $v | quote }}
+    - name: HOOKD_CLUSTER__PARK_GRACE
+      value: "{{ dig "cluster" "parkGraceSeconds" 20 $v }}s"
+    {{- if dig "cluster" "credentials" "existingSecret" "" $v }}
+    - name: HOOKD_CLUSTER__CREDENTIALS_FILE
+      value: /etc/hookd/nats/{{ dig "cluster" "credentials" "key" "nats.creds" $v }}
+    {{- end }}
+    {{- end }}
     {{- with $v.env }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -68,6 +83,11 @@ The app posts events to http://127.0.0.1:8787/v1/events.
     {{- if include "hookd.endpointFiles.enabled" $v }}
     - name: hookd-endpoint-files
       mountPath: {{ $v.endpointFiles.mountPath }}
+      readOnly: true
+    {{- end }}
+    {{- if and (dig "cluster" "natsUrl" "" $v) (dig "cluster" "credentials" "existingSecret" "" $v) }}
+    - name: hookd-nats-credentials
+      mountPath: /etc/hookd/nats
       readOnly: true
     {{- end }}
   # Opening a large store after a crash replays its log: give it time.
@@ -107,6 +127,11 @@ The app posts events to http://127.0.0.1:8787/v1/events.
 - name: hookd-endpoint-secrets
   secret:
     secretName: {{ .values.endpointSecrets.existingSecret }}
+{{- end }}
+{{- if and (dig "cluster" "natsUrl" "" .values) (dig "cluster" "credentials" "existingSecret" "" .values) }}
+- name: hookd-nats-credentials
+  secret:
+    secretName: {{ .values.cluster.credentials.existingSecret }}
 {{- end }}
 {{- with .values.endpointFiles }}
 {{- if .volume }}
@@ -154,7 +179,9 @@ The app posts events to http://127.0.0.1:8787/v1/events.
         storage: {{ .values.persistence.size }}
 {{- end }}
 
-{{/* Seconds Kubernetes waits after SIGTERM: the preStop pause, hookd's grace, and the extra. */}}
+{{/* Seconds Kubernetes waits after SIGTERM: the preStop pause, hookd's grace, in cluster mode the park grace, and the extra. */}}
 {{- define "hookd.terminationGracePeriodSeconds" -}}
-{{- add .values.preStopSeconds .values.shutdownGraceSeconds .extra }}
+{{- $park := 0 -}}
+{{- if dig "cluster" "natsUrl" "" .values }}{{ $park = dig "cluster" "parkGraceSeconds" 20 .values }}{{ end -}}
+{{- add .values.preStopSeconds .values.shutdownGraceSeconds $park .extra }}
 {{- end }}
