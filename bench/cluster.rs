@@ -2,6 +2,8 @@
 //! `scripts/setup.sh`'s `nats_deps` installs): a three-node JetStream
 //! cluster on loopback, streams with three copies.
 //!
+//! 0. End to end, one endpoint, 64 clients: one hookd standalone, then the
+//!    same hookd in cluster mode (`ack = "local"`), in turns.
 //! 1. JetStream's own publish rate, the baseline: messages of the size of
 //!    one parked delivery of the events below, published with 256 waiting
 //!    for their confirmation at a time (as hookd's parker does), into a
@@ -23,6 +25,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::backlog::post_backlog;
+use crate::deliver::throughput;
 use crate::processes::{Extra, ScratchDir, free_port, start_hookd_extended};
 use crate::receiver;
 
@@ -35,9 +38,10 @@ const WINDOW: usize = 256;
 /// The shutdown grace replica A runs with.
 const SHUTDOWN_GRACE_SECONDS: u64 = 1;
 
-pub async fn run(deliveries: usize, hookd: &str) -> anyhow::Result<()> {
+pub async fn run(deliveries: usize, seconds: u64, hookd: &str) -> anyhow::Result<()> {
     let cluster = tokio::task::spawn_blocking(|| nats::NatsCluster::start(3)).await?;
     let nats_url = cluster.url();
+    let (standalone, clustered) = end_to_end(hookd, &nats_url, Duration::from_secs(seconds)).await?;
     let publish_rate = jetstream_publish_rate(&nats_url, deliveries, parcel_size()).await?;
 
     // A: every delivery pending and due, its endpoint hanging.
@@ -104,6 +108,10 @@ pub async fn run(deliveries: usize, hookd: &str) -> anyhow::Result<()> {
         "cluster: {deliveries} deliveries parked at SIGTERM by one replica, adopted by another (3 NATS nodes, 3 copies)"
     );
     println!(
+        "  end to end, 64 clients  {clustered:>10.0} delivered/s in cluster mode (ack = local), {standalone:.0} standalone: {:.2}",
+        clustered / standalone
+    );
+    println!(
         "  JetStream publish       {publish_rate:>10.0} msg/s  ({} bytes each, {WINDOW} awaiting confirmation)",
         parcel_size()
     );
@@ -118,6 +126,29 @@ pub async fn run(deliveries: usize, hookd: &str) -> anyhow::Result<()> {
         deliveries as f64 / adopt_seconds / publish_rate
     );
     Ok(())
+}
+
+/// Delivered events per second, 64 clients, one fast subscriber: hookd
+/// standalone and in cluster mode, two turns each, the better of each.
+async fn end_to_end(hookd: &str, nats_url: &str, duration: Duration) -> anyhow::Result<(f64, f64)> {
+    let dir = ScratchDir::new()?;
+    let port = free_port()?;
+    let arrivals = receiver::start(port).await?;
+    let endpoint = format!(
+        "[[endpoints]]\nid = \"bench\"\nurl = \"http://127.0.0.1:{port}/hook\"\nevents = [\"*\"]\nsecret = \"s\"\n"
+    );
+    let cluster_env = [("HOOKD_CLUSTER__NATS_URL", nats_url)];
+    let (mut standalone, mut clustered) = (0.0_f64, 0.0_f64);
+    for turn in 0..4 {
+        let in_cluster = turn % 2 == 1;
+        let env: &[(&str, &str)] = if in_cluster { &cluster_env } else { &[] };
+        let running = start_hookd_extended(hookd, dir.path(), &endpoint, &Extra { top: "", env }).await?;
+        let url = format!("{}/v1/events", running.ingest);
+        let (rate, _, _) = throughput(&url, 64, duration, &format!("e2e{turn}"), &arrivals).await?;
+        let best = if in_cluster { &mut clustered } else { &mut standalone };
+        *best = best.max(rate);
+    }
+    Ok((standalone, clustered))
 }
 
 /// The size of one parked delivery of the events `post_backlog` sends.

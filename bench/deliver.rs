@@ -159,7 +159,7 @@ async fn fanout_throughput(
 /// Closed-loop posting, then waiting for every delivery: events delivered
 /// per second from the first post to the last arrival, how many never
 /// arrived, and how many did.
-async fn throughput(
+pub async fn throughput(
     url: &str,
     clients: usize,
     duration: Duration,

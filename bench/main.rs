@@ -124,6 +124,9 @@ enum Bench {
     Cluster {
         #[arg(long, default_value_t = 100_000)]
         deliveries: usize,
+        /// Seconds of load per end-to-end turn.
+        #[arg(long, default_value_t = 6)]
+        seconds: u64,
         #[arg(long)]
         hookd: Option<String>,
     },
@@ -162,8 +165,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Bench::Cluster {
             deliveries,
+            seconds,
             hookd: binary,
-        } => runtime.block_on(cluster::run(deliveries, &hookd(binary))),
+        } => runtime.block_on(cluster::run(deliveries, seconds, &hookd(binary))),
         Bench::BareServer { listen } => runtime.block_on(baselines::bare_server(listen)),
         Bench::BareForwarder { listen, target, copies } => {
             runtime.block_on(baselines::bare_forwarder(listen, target, copies))
