@@ -1,6 +1,7 @@
 //! What the admin API sees of the cluster: the link's state, the parked
-//! deliveries per endpoint (JetStream's own per-subject counts), and
-//! where an operator's pause is shared. Filled once JetStream is reached.
+//! and failed deliveries per endpoint (JetStream's own per-subject
+//! counts), where an operator's pause is shared, and the retry of failed
+//! deliveries JetStream holds. Filled once JetStream is reached.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -12,7 +13,9 @@ use futures_util::TryStreamExt;
 use serde::Serialize;
 
 use super::pauses::{PAUSED, RESUMED};
-use super::streams::PARKED_PREFIX;
+use super::retries::{self, RetryShareError};
+use super::streams::{FAILED_PREFIX, PARKED_PREFIX};
+use crate::store::Store;
 
 /// How long an admin request waits for JetStream's counts.
 const COUNT_PATIENCE: Duration = Duration::from_secs(2);
@@ -20,6 +23,7 @@ const COUNT_PATIENCE: Duration = Duration::from_secs(2);
 pub struct Link {
     client: async_nats::Client,
     parked: OnceLock<stream::Stream>,
+    failed: OnceLock<stream::Stream>,
     pauses: OnceLock<kv::Store>,
 }
 
@@ -46,14 +50,16 @@ impl Link {
         Link {
             client,
             parked: OnceLock::new(),
+            failed: OnceLock::new(),
             pauses: OnceLock::new(),
         }
     }
 
     /// JetStream was reached: what it holds is shown, and pauses shared,
     /// from now on.
-    pub fn open(&self, parked: stream::Stream, pauses: kv::Store) {
+    pub fn open(&self, parked: stream::Stream, failed: stream::Stream, pauses: kv::Store) {
         let _ = self.parked.set(parked);
+        let _ = self.failed.set(failed);
         let _ = self.pauses.set(pauses);
     }
 
@@ -78,17 +84,48 @@ impl Link {
     /// The parked deliveries of each endpoint that has any; `None` when
     /// JetStream does not answer in time.
     pub async fn parked_counts(&self) -> Option<HashMap<String, u64>> {
-        let stream = self.parked.get()?;
-        let counting = async {
-            let mut counts = HashMap::new();
-            let mut subjects = stream.info_with_subjects(format!("{PARKED_PREFIX}>")).await.ok()?;
-            while let Some((subject, count)) = subjects.try_next().await.ok()? {
-                if let Some(endpoint) = subject.strip_prefix(PARKED_PREFIX) {
-                    counts.insert(endpoint.to_owned(), count as u64);
-                }
-            }
-            Some(counts)
-        };
-        tokio::time::timeout(COUNT_PATIENCE, counting).await.ok().flatten()
+        subject_counts(self.parked.get()?, PARKED_PREFIX).await
     }
+
+    /// The failed deliveries JetStream holds, per endpoint, as
+    /// [`Link::parked_counts`].
+    pub async fn failed_counts(&self) -> Option<HashMap<String, u64>> {
+        subject_counts(self.failed.get()?, FAILED_PREFIX).await
+    }
+
+    /// Retries `endpoint`'s failed deliveries in JetStream that failed at
+    /// or after `since_ms`; how many.
+    pub async fn retry_failed(&self, store: &Store, endpoint: &str, since_ms: u64) -> Result<usize, RetryShareError> {
+        let failed = self.failed.get().ok_or(RetryShareError::NotReady)?;
+        retries::retry(failed, store, endpoint, |parcel| {
+            parcel.delivery.finished_at.unwrap_or(0) >= since_ms
+        })
+        .await
+    }
+
+    /// Retries failed delivery `id` if JetStream holds it; whether it did.
+    pub async fn retry_one(&self, store: &Store, id: &str) -> Result<bool, RetryShareError> {
+        let failed = self.failed.get().ok_or(RetryShareError::NotReady)?;
+        let Some((_, endpoint)) = id.rsplit_once('.') else {
+            return Ok(false);
+        };
+        Ok(retries::retry(failed, store, endpoint, |parcel| parcel.id == id).await? > 0)
+    }
+}
+
+/// Messages per subject of `stream` under `prefix`, keyed by what follows
+/// the prefix (the endpoint id); `None` when JetStream does not answer in
+/// time.
+async fn subject_counts(stream: &stream::Stream, prefix: &str) -> Option<HashMap<String, u64>> {
+    let counting = async {
+        let mut counts = HashMap::new();
+        let mut subjects = stream.info_with_subjects(format!("{prefix}>")).await.ok()?;
+        while let Some((subject, count)) = subjects.try_next().await.ok()? {
+            if let Some(endpoint) = subject.strip_prefix(prefix) {
+                counts.insert(endpoint.to_owned(), count as u64);
+            }
+        }
+        Some(counts)
+    };
+    tokio::time::timeout(COUNT_PATIENCE, counting).await.ok().flatten()
 }

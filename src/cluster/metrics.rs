@@ -15,6 +15,8 @@ pub enum ParkReason {
     Inactive,
     /// This replica is stopping.
     Shutdown,
+    /// It failed for good: kept in JetStream for a retry from any replica.
+    Failed,
 }
 
 impl ParkReason {
@@ -23,6 +25,7 @@ impl ParkReason {
             ParkReason::LongWait => "long_wait",
             ParkReason::Inactive => "inactive",
             ParkReason::Shutdown => "shutdown",
+            ParkReason::Failed => "failed",
         }
     }
 }
@@ -51,7 +54,12 @@ impl ClusterMetrics {
             "Deliveries waiting to be parked (found by the last pass; at most 10,000 are counted).",
         )
         .expect("a valid metric");
-        for reason in [ParkReason::LongWait, ParkReason::Inactive, ParkReason::Shutdown] {
+        for reason in [
+            ParkReason::LongWait,
+            ParkReason::Inactive,
+            ParkReason::Shutdown,
+            ParkReason::Failed,
+        ] {
             parked.with_label_values(&[reason.label()]);
         }
         metrics.register(Box::new(connected.clone()));

@@ -18,9 +18,10 @@
 //! `hookd_cluster_connected` is 0, parking waits (`hookd_park_pending`
 //! counts what waits), and the client reconnects by itself.
 //!
-//! Not yet here (issue 16 goes on): `ack = "cluster"` with its lease,
-//! failed deliveries parked and counted across the cluster, adoption-as-expired of deliveries no
-//! replica's config has, and the endpoint JSON's `parked`.
+//! Failed deliveries are parked as they fail, counted from JetStream, and
+//! retried from any replica ([`retries`]).
+//!
+//! Not yet here (issue 16 goes on): `ack = "cluster"` with its lease.
 
 mod adopter;
 mod link;
@@ -28,6 +29,7 @@ mod metrics;
 mod parcel;
 mod parker;
 mod pauses;
+mod retries;
 mod streams;
 
 use std::sync::Arc;
@@ -41,6 +43,7 @@ use tokio::task::JoinHandle;
 pub use link::{Link, LinkState, PauseShareError};
 pub use metrics::ClusterMetrics;
 pub use parcel::{Parcel, ParcelError};
+pub use retries::RetryShareError;
 
 use crate::config::{ClusterSettings, Settings};
 use crate::dispatch::inbox::Inboxes;
@@ -85,7 +88,8 @@ impl Cluster {
         let client = connect(settings, metrics.clone()).await?;
         let link = Arc::new(Link::new(client.clone()));
         let jetstream = jetstream::new(client);
-        let first = match tokio::time::timeout(START_PATIENCE, reach(&jetstream, settings.replicas)).await {
+        let retention = parts.settings.borrow().storage.retention;
+        let first = match tokio::time::timeout(START_PATIENCE, reach(&jetstream, settings.replicas, retention)).await {
             Ok(Err(StreamsError::Incompatible(reason))) => anyhow::bail!("refusing cluster mode: {reason}"),
             Ok(Ok(ready)) => Some(ready),
             Ok(Err(error)) => {
@@ -99,7 +103,7 @@ impl Cluster {
         };
         let (stop, stopped) = watch::channel(false);
         if let Some(ready) = &first {
-            link.open(ready.stream.clone(), ready.pauses.clone());
+            link.open(ready.stream.clone(), ready.failed.clone(), ready.pauses.clone());
         }
         let work = tokio::spawn(work(
             jetstream,
@@ -139,7 +143,16 @@ impl Cluster {
         let finished = tokio::time::timeout_at(deadline.into(), async {
             loop {
                 match parker.pass(true, &mut cursor).await {
-                    Ok(0) => return,
+                    Ok(0) => match park_all_failed(&parker).await {
+                        Ok(n) => {
+                            parked += n;
+                            return;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "parking failed deliveries at shutdown failed; trying again within park_grace");
+                            tokio::time::sleep(RETRY_PAUSE).await;
+                        }
+                    },
                     Ok(n) => parked += n,
                     // A NATS node going away takes the client a moment to
                     // reconnect to another: try again within the grace.
@@ -198,20 +211,35 @@ async fn connect(settings: &ClusterSettings, metrics: ClusterMetrics) -> anyhow:
         .context("cannot set up the NATS client for cluster.nats_url")
 }
 
+/// Parks every failed delivery of the store, batch after batch; how many.
+async fn park_all_failed(parker: &Parker) -> Result<usize, parker::ParkError> {
+    let mut cursor = Vec::new();
+    let mut parked = 0;
+    loop {
+        match parker.pass_failed(&mut cursor).await? {
+            0 => return Ok(parked),
+            n => parked += n,
+        }
+    }
+}
+
 /// What cluster mode works on in JetStream, made or checked.
 struct Ready {
     stream: jetstream::stream::Stream,
+    failed: jetstream::stream::Stream,
     consumer: jetstream::consumer::PullConsumer,
     pauses: jetstream::kv::Store,
 }
 
-async fn reach(jetstream: &jetstream::Context, replicas: usize) -> Result<Ready, StreamsError> {
+async fn reach(jetstream: &jetstream::Context, replicas: usize, retention: Duration) -> Result<Ready, StreamsError> {
     let (stream, consumer) = streams::ensure(jetstream, replicas).await?;
+    let failed = streams::ensure_failed(jetstream, replicas, retention).await?;
     let pauses = pauses::ensure_bucket(jetstream, replicas)
         .await
         .map_err(StreamsError::Unavailable)?;
     Ok(Ready {
         stream,
+        failed,
         consumer,
         pauses,
     })
@@ -234,8 +262,10 @@ async fn work(
         pauses: parts.pauses.clone(),
         park_after: settings.park_after,
     };
+    let mut waiting_logged = false;
     let Ready {
         stream,
+        failed,
         consumer,
         pauses: bucket,
     } = match first {
@@ -246,13 +276,18 @@ async fn work(
                 _ = stopped.wait_for(|stop| *stop) => return None,
                 () = tokio::time::sleep(PARK_INTERVAL) => {}
             }
-            match reach(&jetstream, settings.replicas).await {
+            let retention = parts.settings.borrow().storage.retention;
+            match reach(&jetstream, settings.replicas, retention).await {
                 Ok(ready) => {
-                    link.open(ready.stream.clone(), ready.pauses.clone());
+                    link.open(ready.stream.clone(), ready.failed.clone(), ready.pauses.clone());
                     break ready;
                 }
                 Err(StreamsError::Incompatible(reason)) => {
                     tracing::error!(%reason, "cluster mode cannot work on these JetStream streams; parking is off");
+                }
+                Err(error) if !waiting_logged => {
+                    waiting_logged = true;
+                    tracing::warn!(%error, "JetStream is not ready yet; trying again every second");
                 }
                 Err(error) => tracing::debug!(%error, "JetStream not ready yet"),
             }
@@ -277,6 +312,7 @@ async fn work(
         parkables,
         jetstream,
         stream,
+        failed,
         metrics,
     };
     let mut failing = false;
@@ -297,6 +333,12 @@ async fn work(
             }
         }
         cursor.clear();
+        if let Err(error) = park_all_failed(&parker).await
+            && !failing
+        {
+            failing = true;
+            tracing::warn!(%error, "parking failed deliveries failed; trying again every second");
+        }
         tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => break,
             () = tokio::time::sleep(PARK_INTERVAL) => {}

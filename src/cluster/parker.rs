@@ -1,6 +1,10 @@
 //! Parking: moving a delivery from this replica's store into JetStream,
 //! where any replica adopts it when it is due ([`super::adopter`]).
 //!
+//! Failed deliveries are parked too, into `HOOKD_FAILED`, as they fail:
+//! any replica counts them and an operator's retry on any replica adopts
+//! them ([`super::retries`]).
+//!
 //! Parked are the deliveries of endpoints this replica does not work
 //! (disabled, gone from its config; but not those that waited past the
 //! retention, which the sweeper expires), those whose next attempt is more
@@ -23,7 +27,7 @@ use tokio::sync::watch;
 
 use super::metrics::{ClusterMetrics, ParkReason};
 use super::parcel::Parcel;
-use super::streams::parked_subject;
+use super::streams::{failed_subject, parked_subject};
 use crate::clock;
 use crate::config::Settings;
 use crate::dispatch::pauses::Pauses;
@@ -92,8 +96,20 @@ impl Parkables {
 pub struct Parker {
     pub parkables: Parkables,
     pub jetstream: jetstream::Context,
+    /// `HOOKD_PARKED`.
     pub stream: stream::Stream,
+    /// `HOOKD_FAILED`.
+    pub failed: stream::Stream,
     pub metrics: ClusterMetrics,
+}
+
+/// Where a delivery goes.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// Pending: `HOOKD_PARKED`, adopted when due.
+    Pending,
+    /// Failed: `HOOKD_FAILED`, until a retry or the retention.
+    Failed,
 }
 
 impl Parker {
@@ -113,15 +129,41 @@ impl Parker {
         if round_starts && found.len() < BATCH {
             self.metrics.set_park_pending(found.len());
         }
-        if found.is_empty() {
-            return Ok(0);
-        }
         let settings = self.parkables.settings.borrow().clone();
         let reason = |parkable: &Parkable| match settings.endpoints.get(&parkable.endpoint) {
             _ if everything => ParkReason::Shutdown,
             Some(endpoint) if endpoint.enabled => ParkReason::LongWait,
             _ => ParkReason::Inactive,
         };
+        self.park(found, Target::Pending, now, reason).await
+    }
+
+    /// Parks up to one batch of failed deliveries into `HOOKD_FAILED`, as
+    /// [`Parker::pass`] does pending ones.
+    pub async fn pass_failed(&self, cursor: &mut Vec<u8>) -> Result<usize, ParkError> {
+        let now = clock::now_ms();
+        let store = self.parkables.store.clone();
+        let from = cursor.clone();
+        let found = tokio::task::spawn_blocking(move || store.failed_parkable(&from, BATCH))
+            .await
+            .expect("the read does not panic")?;
+        if let Some(last) = found.last() {
+            cursor.clone_from(&last.next);
+        }
+        self.park(found, Target::Failed, now, |_| ParkReason::Failed).await
+    }
+
+    /// Publishes `found`, then lets go of what JetStream confirmed.
+    async fn park(
+        &self,
+        found: Vec<Parkable>,
+        target: Target,
+        now: u64,
+        reason: impl Fn(&Parkable) -> ParkReason,
+    ) -> Result<usize, ParkError> {
+        if found.is_empty() {
+            return Ok(0);
+        }
         let store = self.parkables.store.clone();
         let wanted = found.clone();
         let parcels = tokio::task::spawn_blocking(move || read_parcels(&store, wanted))
@@ -138,12 +180,16 @@ impl Parker {
                     continue;
                 }
             };
+            let (subject, kind) = match target {
+                Target::Pending => (parked_subject(&parkable.endpoint), "pending"),
+                Target::Failed => (failed_subject(&parkable.endpoint), "failed"),
+            };
             let message = PublishMessage::build()
                 .payload(Bytes::from(payload))
-                .message_id(format!("{}:{}", parcel.id, parcel.delivery.attempt_count));
+                .message_id(format!("{}:{kind}:{}", parcel.id, parcel.delivery.attempt_count));
             let ack = self
                 .jetstream
-                .send_publish(parked_subject(&parkable.endpoint), message)
+                .send_publish(subject, message)
                 .await
                 .map_err(|error| ParkError::JetStream(error.to_string()))?;
             acks.push((parkable, ack));
@@ -168,7 +214,10 @@ impl Parker {
             .iter()
             .map(|(parkable, _)| Transition {
                 id: parkable.id.clone(),
-                expect: Expect::PendingDueAt(parkable.due_ms),
+                expect: match target {
+                    Target::Pending => Expect::PendingDueAt(parkable.due_ms),
+                    Target::Failed => Expect::Failed,
+                },
                 change: Change::Parked,
                 now_ms: now,
             })
@@ -185,7 +234,7 @@ impl Parker {
                     self.metrics.parked(reason(parkable));
                 }
                 // It changed meanwhile: it stays here, so the copy goes.
-                Ok(Applied::Stale | Applied::Missing) => self.take_back(*sequence).await,
+                Ok(Applied::Stale | Applied::Missing) => self.take_back(target, *sequence).await,
                 // Unknown whether it was let go: both copies stay, and
                 // the worst case is one more send.
                 Err(error) => tracing::warn!(delivery = %parkable.id, %error, "letting a parked delivery go failed"),
@@ -198,8 +247,12 @@ impl Parker {
     }
 
     /// Deletes a parked copy whose delivery stayed here.
-    async fn take_back(&self, sequence: u64) {
-        if let Err(error) = self.stream.delete_message(sequence).await {
+    async fn take_back(&self, target: Target, sequence: u64) {
+        let stream = match target {
+            Target::Pending => &self.stream,
+            Target::Failed => &self.failed,
+        };
+        if let Err(error) = stream.delete_message(sequence).await {
             tracing::warn!(sequence, %error, "cannot delete a parked copy of a delivery that stayed; it may be sent twice");
         }
     }

@@ -9,6 +9,9 @@
 //! - consumer `HOOKD_ADOPT` on it, durable and shared by every replica:
 //!   explicit acknowledgement, redelivered without limit. A message not
 //!   due yet is handed back with a delay until it is (a NAK with a delay).
+//! - stream `HOOKD_FAILED`, subjects `hookd.failed.<endpoint>`: failed
+//!   deliveries, kept `storage.retention` (its age limit) for an
+//!   operator's retry from any replica; on file, `replicas` copies.
 
 use std::time::Duration;
 
@@ -22,6 +25,9 @@ pub const ADOPT_CONSUMER: &str = "HOOKD_ADOPT";
 const PARKED_SUBJECTS: &str = "hookd.parked.>";
 /// What every parked subject starts with; the endpoint id follows.
 pub const PARKED_PREFIX: &str = "hookd.parked.";
+pub const FAILED_STREAM: &str = "HOOKD_FAILED";
+/// What every failed subject starts with; the endpoint id follows.
+pub const FAILED_PREFIX: &str = "hookd.failed.";
 /// How long a replica may hold a message it took before JetStream hands
 /// it to another: far longer than one adoption's synced write.
 pub const ACK_WAIT: Duration = Duration::from_secs(30);
@@ -78,6 +84,82 @@ pub async fn ensure(
             .map_err(unavailable)?,
     };
     Ok((stream, consumer))
+}
+
+/// The subject of `endpoint`'s failed deliveries.
+pub fn failed_subject(endpoint: &str) -> String {
+    format!("{FAILED_PREFIX}{endpoint}")
+}
+
+/// The failed stream, created or checked; `retention` is its age limit.
+pub async fn ensure_failed(
+    jetstream: &jetstream::Context,
+    replicas: usize,
+    retention: Duration,
+) -> Result<stream::Stream, StreamsError> {
+    match jetstream.get_stream(FAILED_STREAM).await {
+        Ok(mut stream) => {
+            let info = stream.info().await.map_err(unavailable)?;
+            check_failed_stream(&info.config, retention)?;
+            Ok(stream)
+        }
+        Err(error) if is_not_found(&error) => jetstream
+            .create_stream(failed_stream(replicas, retention))
+            .await
+            .map_err(unavailable),
+        Err(error) => Err(unavailable(error)),
+    }
+}
+
+fn failed_stream(replicas: usize, retention: Duration) -> stream::Config {
+    stream::Config {
+        name: FAILED_STREAM.to_owned(),
+        description: Some("hookd: failed deliveries, for a retry from any replica (SPEC 11)".to_owned()),
+        subjects: vec![format!("{FAILED_PREFIX}>")],
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        discard: DiscardPolicy::New,
+        max_age: retention,
+        num_replicas: replicas,
+        // JetStream refuses a window longer than the age limit.
+        duplicate_window: DUPLICATE_WINDOW.min(retention),
+        ..Default::default()
+    }
+}
+
+/// The settings of an existing `HOOKD_FAILED` that would lose failed
+/// deliveries before their time.
+fn check_failed_stream(config: &stream::Config, retention: Duration) -> Result<(), StreamsError> {
+    let refuse = |setting: &str, reason: String| {
+        Err(StreamsError::Incompatible(format!(
+            "the JetStream stream {FAILED_STREAM} has {setting} {reason}; fix or delete the stream"
+        )))
+    };
+    if !config
+        .subjects
+        .iter()
+        .any(|subject| *subject == format!("{FAILED_PREFIX}>"))
+    {
+        return refuse(
+            "subjects",
+            format!("{:?}, hookd needs {FAILED_PREFIX}>", config.subjects),
+        );
+    }
+    if config.discard != DiscardPolicy::New || config.retention == RetentionPolicy::WorkQueue {
+        return refuse(
+            "discard or retention",
+            "that drop failed deliveries before their age limit; hookd needs limits and new".to_owned(),
+        );
+    }
+    if config.max_age != retention {
+        tracing::warn!(
+            stream = FAILED_STREAM,
+            max_age = ?config.max_age,
+            storage.retention = ?retention,
+            "the failed stream keeps failed deliveries for another time than storage.retention; it is left as it is"
+        );
+    }
+    Ok(())
 }
 
 fn is_not_found(error: &async_nats::jetstream::context::GetStreamError) -> bool {
@@ -195,6 +277,7 @@ mod tests {
 
     #[test]
     fn what_hookd_creates_passes_its_own_checks() {
+        check_failed_stream(&failed_stream(3, Duration::from_secs(60)), Duration::from_secs(60)).unwrap();
         check_stream(&parked_stream(3), 3).unwrap();
         check_consumer(&adopt_consumer().into_consumer_config()).unwrap();
     }

@@ -278,18 +278,25 @@ fn delete_attempts_apart(db: &DB, batch: &mut WriteBatch, id: &str) {
 /// `recent` entry (in the same write, so a crash never leaves the event
 /// behind).
 fn remove(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord, last_of_event: bool) {
+    delete_record(db, batch, id, record);
+    if last_of_event {
+        batch.delete_cf(
+            column_family(db, cf::RECENT),
+            keys::timed(record.created_at, &record.event_id),
+        );
+        batch.delete_cf(column_family(db, cf::EVENTS), &record.event_id);
+    }
+}
+
+/// Deletes a delivery's record, the attempts a record of schema 1 kept
+/// apart, and the `recent` entry of its own a record of schema 1 has.
+fn delete_record(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord) {
     batch.delete_cf(column_family(db, cf::DELIVERIES), id);
     if record.attempts_apart {
         delete_attempts_apart(db, batch, id);
     }
-    let recent = column_family(db, cf::RECENT);
     if record.recent_per_delivery {
-        batch.delete_cf(recent, keys::timed(record.created_at, id));
-    } else if last_of_event {
-        batch.delete_cf(recent, keys::timed(record.created_at, &record.event_id));
-    }
-    if last_of_event {
-        batch.delete_cf(column_family(db, cf::EVENTS), &record.event_id);
+        batch.delete_cf(column_family(db, cf::RECENT), keys::timed(record.created_at, id));
     }
 }
 
@@ -298,16 +305,12 @@ fn remove(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord, la
 /// entry becomes a `finished` one, so retention removes the event in
 /// time and a resubmission meanwhile is a duplicate.
 fn let_go(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord, quiet_since: Option<u64>) {
-    batch.delete_cf(column_family(db, cf::DELIVERIES), id);
-    if record.attempts_apart {
-        delete_attempts_apart(db, batch, id);
-    }
-    let recent = column_family(db, cf::RECENT);
-    if record.recent_per_delivery {
-        batch.delete_cf(recent, keys::timed(record.created_at, id));
-    }
+    delete_record(db, batch, id, record);
     if let Some(now_ms) = quiet_since {
-        batch.delete_cf(recent, keys::timed(record.created_at, &record.event_id));
+        batch.delete_cf(
+            column_family(db, cf::RECENT),
+            keys::timed(record.created_at, &record.event_id),
+        );
         batch.put_cf(
             column_family(db, cf::FINISHED),
             keys::finished(now_ms, Finished::Event, &record.event_id),

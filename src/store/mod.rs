@@ -599,6 +599,21 @@ fn with_prefix<'a>(db: &'a DB, name: &str, prefix: &[u8]) -> rocksdb::DBIterator
 }
 
 /// A column family that `open` created; its absence is a bug.
+/// The endpoint of the first `due` entry at or after `from`: the next
+/// queue, for a walk over every endpoint's queue with one seek each.
+fn next_queue(db: &DB, from: &[u8]) -> Result<Option<String>, Error> {
+    let mut first = db.iterator_cf(column_family(db, cf::DUE), IteratorMode::From(from, Direction::Forward));
+    let Some(entry) = first.next() else {
+        return Ok(None);
+    };
+    let (key, _) = entry?;
+    let endpoint_end = key
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or_else(|| Error::Corrupt("due key".into()))?;
+    Ok(Some(String::from_utf8_lossy(&key[..endpoint_end]).into_owned()))
+}
+
 fn column_family<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
     db.cf_handle(name)
         .unwrap_or_else(|| panic!("column family {name} is created at open"))

@@ -2,7 +2,8 @@
 //! `due` index: of each endpoint's queue, the deliveries due from a time
 //! on (every one, or the long waits before a retry), or none, as the
 //! caller says of the endpoint. Each queue is reached with one seek, so a pass over
-//! many idle endpoints stays cheap.
+//! many idle endpoints stays cheap. Failed deliveries are read from the
+//! `failed` index, all of them.
 //! The parking itself is a transition ([`super::lifecycle`]).
 
 use rocksdb::{Direction, IteratorMode};
@@ -24,7 +25,8 @@ pub enum Park {
 pub struct Parkable {
     pub id: String,
     pub endpoint: String,
-    /// When it is due: what its parking transition expects.
+    /// When it is due (what its parking transition expects), or for a
+    /// failed one when it failed.
     pub due_ms: u64,
 
     /// Where a next read goes on from: just past this one's `due` entry.
@@ -42,17 +44,9 @@ impl Store {
         let mut found = Vec::new();
         let mut from: Vec<u8> = from.to_vec();
         while found.len() < limit {
-            let mut first = db.iterator_cf(
-                column_family(&db, cf::DUE),
-                IteratorMode::From(&from, Direction::Forward),
-            );
-            let Some(entry) = first.next() else { break };
-            let (key, _) = entry?;
-            let endpoint_end = key
-                .iter()
-                .position(|&b| b == 0)
-                .ok_or_else(|| Error::Corrupt("due key".into()))?;
-            let endpoint = String::from_utf8_lossy(&key[..endpoint_end]).into_owned();
+            let Some(endpoint) = super::next_queue(&db, &from)? else {
+                break;
+            };
             let prefix = keys::endpoint_prefix(&endpoint);
             let park = park(&endpoint);
             let start = match park {
@@ -83,6 +77,32 @@ impl Store {
                 });
             }
             from = keys::prefix_end(&prefix);
+        }
+        Ok(found)
+    }
+
+    /// Up to `limit` failed deliveries, from `from` on (as for
+    /// [`Store::parkable`]), every endpoint's.
+    pub fn failed_parkable(&self, from: &[u8], limit: usize) -> Result<Vec<Parkable>, Error> {
+        let db = self.db()?;
+        let mut found = Vec::new();
+        let failed = db.iterator_cf(
+            column_family(&db, cf::FAILED),
+            IteratorMode::From(from, Direction::Forward),
+        );
+        for entry in failed.take(limit) {
+            let (key, _) = entry?;
+            let corrupt = || Error::Corrupt("failed key".into());
+            let endpoint_end = key.iter().position(|&b| b == 0).ok_or_else(corrupt)?;
+            let (failed_at, id) = keys::split_endpoint_timed(&key).ok_or_else(corrupt)?;
+            let mut next = key.to_vec();
+            next.push(0);
+            found.push(Parkable {
+                id: id.to_owned(),
+                endpoint: String::from_utf8_lossy(&key[..endpoint_end]).into_owned(),
+                due_ms: failed_at,
+                next,
+            });
         }
         Ok(found)
     }

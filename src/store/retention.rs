@@ -127,18 +127,7 @@ pub fn waiting_before(
     let db = &store.db()?;
     let mut waiting = Vec::new();
     let mut from: Vec<u8> = Vec::new();
-    loop {
-        let mut iterator = db.iterator_cf(
-            column_family(db, cf::DUE),
-            IteratorMode::From(&from, rocksdb::Direction::Forward),
-        );
-        let Some(entry) = iterator.next() else { break };
-        let (key, _) = entry?;
-        let endpoint_end = key
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or_else(|| Error::Corrupt("due key".into()))?;
-        let endpoint = String::from_utf8_lossy(&key[..endpoint_end]).into_owned();
+    while let Some(endpoint) = super::next_queue(db, &from)? {
         let prefix = keys::endpoint_prefix(&endpoint);
         if !active(&endpoint) {
             for entry in with_prefix(db, cf::DUE, &prefix) {

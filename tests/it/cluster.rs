@@ -399,21 +399,101 @@ async fn a_parked_delivery_whose_endpoint_no_replica_has_fails_as_expired_after_
     subscriber.wait_for(1, Duration::from_secs(30)).await;
     assert!(a.process.take().unwrap().terminate().success());
 
-    // B takes it only once it waited past the retention, and fails it.
-    let url = format!("{}/v1/deliveries/evt_orphan.gone", b.process().admin);
+    // B takes it only once it waited past the retention and fails it;
+    // failed, it goes to HOOKD_FAILED, where it is read back.
+    let client = async_nats::connect(nats.url().split(',').collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let jetstream = async_nats::jetstream::new(client);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let shown = http.get(&url).await;
-        if shown.status == StatusCode::OK && shown.json["status"] == "failed" {
-            let attempts = shown.json["attempts"].as_array().unwrap();
-            assert_eq!(attempts.last().unwrap()["error_kind"], "expired", "{}", shown.json);
-            break;
+    let parcel = loop {
+        let mut failed = jetstream.get_stream("HOOKD_FAILED").await.unwrap();
+        if failed.info().await.unwrap().state.messages > 0 {
+            let message = failed
+                .get_last_raw_message_by_subject("hookd.failed.gone")
+                .await
+                .unwrap();
+            break serde_json::from_slice::<serde_json::Value>(&message.payload).unwrap();
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the orphan was expired: {}",
-            shown.json
+            "the orphan was expired and kept as failed"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(parcel["id"], "evt_orphan.gone");
+    assert_eq!(parcel["delivery"]["status"], "failed");
+    let attempts = parcel["delivery"]["attempts"].as_array().unwrap();
+    assert_eq!(attempts.last().unwrap()["error_kind"], "expired", "{parcel}");
+    assert!(metric(&http, &b, "hookd_adopted_total").await >= 1.0, "B adopted it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_failed_on_one_replica_is_counted_and_retried_from_another() {
+    let nats = NatsCluster::start(3);
+    let subscriber = Receiver::start().await;
+    subscriber.answer_by_default(Reply::status(503));
+    let http = HttpClient::default();
+    // One attempt, then failed.
+    let no_retries = |config: String| {
+        let start = config.find("retry_schedule").unwrap();
+        let end = start + config[start..].find('\n').unwrap();
+        format!("{}retry_schedule = []{}", &config[..start], &config[end..])
+    };
+    let a = Replica::start_edited(&nats.url(), "1h", &subscriber, no_retries);
+    let b = Replica::start(&nats.url(), "1h", &subscriber);
+    let failed = post_events(&http, &a, "failed", 3).await;
+    subscriber.wait_for(3, Duration::from_secs(30)).await;
+    let crm = |replica: &Replica| {
+        let url = format!("{}/v1/endpoints", replica.process().admin);
+        let http = http.clone();
+        async move { http.get(&url).await.json["data"][0].clone() }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while crm(&b).await["failed"] != 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B counts A's failed deliveries: {}",
+            crm(&b).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(crm(&a).await["failed"], 3, "A counts them once, parked or not");
+
+    // B retries them: B adopts and delivers them.
+    subscriber.answer_by_default(Reply::ok());
+    let retried = http
+        .post_json(&format!("{}/v1/endpoints/crm/retry-failed", b.process().admin), "")
+        .await;
+    assert_eq!(retried.status, StatusCode::ACCEPTED, "{:?}", retried.json);
+    assert_eq!(retried.json["retried"], 3);
+    wait_for_all(&subscriber, &failed, Duration::from_secs(30)).await;
+    assert_eq!(crm(&b).await["failed"], 0);
+
+    // One by its id, from B.
+    subscriber.answer_by_default(Reply::status(503));
+    let one = post_events(&http, &a, "one", 1).await;
+    let seen = subscriber.received().len();
+    subscriber.wait_for(seen + 1, Duration::from_secs(30)).await;
+    subscriber.answer_by_default(Reply::ok());
+    let url = format!("{}/v1/deliveries/{}.crm/retry", b.process().admin, one[0]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = http.post_json(&url, "").await;
+        if answer.status == StatusCode::ACCEPTED {
+            break;
+        }
+        assert_eq!(
+            answer.status,
+            StatusCode::NOT_FOUND,
+            "until it is parked: {:?}",
+            answer.json
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the failed delivery was found in JetStream"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    wait_for_all(&subscriber, &one, Duration::from_secs(30)).await;
 }

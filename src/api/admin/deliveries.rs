@@ -125,7 +125,23 @@ pub async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Res
             tracing::info!(delivery = %id, "operator retried a delivery");
             Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "status": "pending" }))))
         }
-        Err(RetryError::NotFound(_)) => Err(ApiError::no_such("delivery", &id)),
+        // Cluster mode: JetStream may hold it, failed on another replica.
+        Err(RetryError::NotFound(_)) => match &state.cluster {
+            Some(cluster) => match cluster.retry_one(&state.store, &id).await {
+                Ok(true) => {
+                    if let Some((_, endpoint)) = id.rsplit_once('.') {
+                        state.inboxes.wake(endpoint, now);
+                    }
+                    tracing::info!(delivery = %id, "operator retried a delivery JetStream held");
+                    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "status": "pending" }))))
+                }
+                Ok(false) => Err(ApiError::no_such("delivery", &id)),
+                Err(error) => Err(ApiError::cluster_unavailable(format!(
+                    "{error}; the delivery is not in this replica's store, retry later"
+                ))),
+            },
+            None => Err(ApiError::no_such("delivery", &id)),
+        },
         Err(_) => Err(ApiError::new(
             StatusCode::CONFLICT,
             code::NOT_FAILED,

@@ -57,9 +57,9 @@ pub async fn list(
         ),
     };
     let settings = state.settings();
-    let parked = match &state.cluster {
-        Some(cluster) => Some(cluster.parked_counts().await),
-        None => None,
+    let (parked, failed_there) = match &state.cluster {
+        Some(cluster) => (Some(cluster.parked_counts().await), cluster.failed_counts().await),
+        None => (None, None),
     };
     let mut matching = settings
         .endpoints
@@ -71,6 +71,10 @@ pub async fn list(
         .take(limit)
         .map(|endpoint| {
             let mut view = view(&state, endpoint);
+            view.failed += failed_there
+                .as_ref()
+                .and_then(|counts| counts.get(&endpoint.id))
+                .map_or(0, |&n| n as usize);
             view.parked = parked.as_ref().map(|counts| {
                 counts
                     .as_ref()
@@ -144,12 +148,22 @@ pub async fn retry_failed(
             .map(clock::unix_millis)
             .map_err(|_| ApiError::invalid_field(format!("`since` must be an RFC 3339 time, not `{text}`")))?,
     };
+    // Cluster mode: the failed deliveries JetStream holds first, so a
+    // JetStream that does not answer changes nothing here.
+    let in_cluster = match &state.cluster {
+        Some(cluster) => cluster
+            .retry_failed(&state.store, &endpoint.id, since_ms)
+            .await
+            .map_err(|error| ApiError::cluster_unavailable(format!("{error}; retry later")))?,
+        None => 0,
+    };
     let endpoint_id = endpoint.id.clone();
-    let retried = blocking(&state, move |store| {
-        // One that an operator retried meanwhile is no longer failed.
-        store.retry_deliveries(store.failed_since(&endpoint_id, since_ms)?, clock::now_ms())
-    })
-    .await?;
+    let retried = in_cluster
+        + blocking(&state, move |store| {
+            // One that an operator retried meanwhile is no longer failed.
+            store.retry_deliveries(store.failed_since(&endpoint_id, since_ms)?, clock::now_ms())
+        })
+        .await?;
     state.inboxes.wake(&endpoint.id, 0);
     tracing::info!(endpoint = %endpoint.id, retried, "operator retried failed deliveries");
     Ok((StatusCode::ACCEPTED, Json(json!({ "retried": retried }))))
