@@ -42,6 +42,15 @@ secret = "crm secret"
     )
 }
 
+/// A config edit: `schedule` (TOML) in place of the retry schedule.
+fn retry_schedule(schedule: &'static str) -> impl FnOnce(String) -> String {
+    move |config| {
+        let start = config.find("retry_schedule").unwrap();
+        let end = start + config[start..].find('\n').unwrap();
+        format!("{}retry_schedule = {schedule}{}", &config[..start], &config[end..])
+    }
+}
+
 struct Replica {
     dir: tempfile::TempDir,
     process: Option<HookdProcess>,
@@ -347,12 +356,7 @@ async fn every_replica_shows_the_deliveries_parked_across_the_cluster_and_its_li
     subscriber.answer_by_default(Reply::status(503));
     let http = HttpClient::default();
     // A retries in an hour: each failed first attempt is a long wait, parked.
-    let hourly = |config: String| {
-        let start = config.find("retry_schedule").unwrap();
-        let end = start + config[start..].find('\n').unwrap();
-        format!("{}retry_schedule = [\"1h\"]{}", &config[..start], &config[end..])
-    };
-    let a = Replica::start_edited(&nats.url(), "1s", &subscriber, hourly);
+    let a = Replica::start_edited(&nats.url(), "1s", &subscriber, retry_schedule(r#"["1h"]"#));
     let b = Replica::start(&nats.url(), "1h", &subscriber);
     post_events(&http, &a, "a", 7).await;
     subscriber.wait_for(7, Duration::from_secs(30)).await;
@@ -435,12 +439,7 @@ async fn a_delivery_failed_on_one_replica_is_counted_and_retried_from_another() 
     subscriber.answer_by_default(Reply::status(503));
     let http = HttpClient::default();
     // One attempt, then failed.
-    let no_retries = |config: String| {
-        let start = config.find("retry_schedule").unwrap();
-        let end = start + config[start..].find('\n').unwrap();
-        format!("{}retry_schedule = []{}", &config[..start], &config[end..])
-    };
-    let a = Replica::start_edited(&nats.url(), "1h", &subscriber, no_retries);
+    let a = Replica::start_edited(&nats.url(), "1h", &subscriber, retry_schedule("[]"));
     let b = Replica::start(&nats.url(), "1h", &subscriber);
     let failed = post_events(&http, &a, "failed", 3).await;
     subscriber.wait_for(3, Duration::from_secs(30)).await;
