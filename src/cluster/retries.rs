@@ -1,8 +1,8 @@
 //! An operator's retry of failed deliveries that JetStream holds (SPEC 11):
 //! the replica asked reads the endpoint's failed subject, adopts each
-//! delivery it retries (the failed record, then the manual retry, in one
-//! group of the change writer, synced), and only then deletes JetStream's
-//! copy. A crash in between leaves both copies: a later retry finds the
+//! delivery it retries (the failed record, then the manual retry, for up
+//! to 256 deliveries in one group of the change writer, synced), and only
+//! then deletes JetStream's copies. A crash in between leaves both copies: a later retry finds the
 //! local one pending and drops the other.
 
 use std::time::Duration;
@@ -17,6 +17,8 @@ use crate::store::{Applied, Change, Expect, Store, Transition};
 
 /// How long one message of the read may take to arrive.
 const READ_PATIENCE: Duration = Duration::from_secs(5);
+/// Deliveries adopted and retried in one group of writes.
+const CHUNK: usize = 256;
 
 /// Why JetStream's failed deliveries could not be retried.
 #[derive(Debug, thiserror::Error)]
@@ -51,46 +53,65 @@ pub async fn retry(
     let total = consumer.cached_info().num_pending;
     let mut messages = consumer.messages().await.map_err(unavailable)?;
     let mut retried = 0;
-    for _ in 0..total {
+    let mut chunk = Vec::with_capacity(CHUNK);
+    for read in 0..total {
         let message = tokio::time::timeout(READ_PATIENCE, messages.next())
             .await
             .map_err(|_| unavailable("reading the failed deliveries timed out"))?
             .ok_or_else(|| unavailable("the read of the failed deliveries ended early"))?
             .map_err(unavailable)?;
-        let Ok(parcel) = Parcel::decode(&message.payload) else {
-            continue;
-        };
-        if !wanted(&parcel) {
-            continue;
+        if let Ok(parcel) = Parcel::decode(&message.payload)
+            && wanted(&parcel)
+        {
+            chunk.push((message.info().map_err(unavailable)?.stream_sequence, parcel));
         }
-        let sequence = message.info().map_err(unavailable)?.stream_sequence;
-        let now = clock::now_ms();
+        if chunk.len() == CHUNK || (read + 1 == total && !chunk.is_empty()) {
+            retried += retry_chunk(failed, store, std::mem::take(&mut chunk)).await?;
+        }
+    }
+    Ok(retried)
+}
+
+/// Adopts and retries `chunk` in one group of writes, then deletes
+/// JetStream's copies; how many were retried.
+async fn retry_chunk(
+    failed: &stream::Stream,
+    store: &Store,
+    chunk: Vec<(u64, Parcel)>,
+) -> Result<usize, RetryShareError> {
+    let now = clock::now_ms();
+    let mut sequences = Vec::with_capacity(chunk.len());
+    let mut transitions = Vec::with_capacity(2 * chunk.len());
+    for (sequence, parcel) in chunk {
+        sequences.push(sequence);
         let id = parcel.id.clone();
-        let transitions = vec![
-            Transition {
-                id: id.clone(),
-                expect: Expect::Absent,
-                change: Change::Adopted {
-                    record: Box::new(parcel.delivery),
-                    event: Box::new(parcel.event),
-                },
-                now_ms: now,
+        transitions.push(Transition {
+            id: id.clone(),
+            expect: Expect::Absent,
+            change: Change::Adopted {
+                record: Box::new(parcel.delivery),
+                event: Box::new(parcel.event),
             },
-            Transition {
-                id,
-                expect: Expect::Failed,
-                change: Change::ManualRetry,
-                now_ms: now,
-            },
-        ];
-        let writer = store.clone();
-        let applied = tokio::task::spawn_blocking(move || writer.transition_all(transitions))
-            .await
-            .expect("the write does not panic");
-        let mut applied = applied.into_iter();
-        let (_adopted, retry) = (applied.next().transpose()?, applied.next().transpose()?);
-        retried += usize::from(retry == Some(Applied::Done { event_removed: false }));
-        // Here now, retried by this or an earlier retry: the copy goes.
+            now_ms: now,
+        });
+        transitions.push(Transition {
+            id,
+            expect: Expect::Failed,
+            change: Change::ManualRetry,
+            now_ms: now,
+        });
+    }
+    let writer = store.clone();
+    let applied = tokio::task::spawn_blocking(move || writer.transition_all(transitions))
+        .await
+        .expect("the write does not panic");
+    let mut retried = 0;
+    // Every other answer is a retry's (after its adoption's).
+    for answer in applied.into_iter().skip(1).step_by(2) {
+        retried += usize::from(answer? == Applied::Done { event_removed: false });
+    }
+    // Here now, retried by this or an earlier retry: the copies go.
+    for sequence in sequences {
         failed.delete_message(sequence).await.map_err(unavailable)?;
     }
     Ok(retried)
