@@ -16,6 +16,7 @@
 //! | [`Change::ManualRetry`] | failed | pending, one extra attempt due now | `finished` and `failed` → `due` |
 //! | [`Change::Swept`] | finished before the retention cutoff | gone, with its attempts (and its event, with the event's last delivery) | all of its entries removed (the event's `recent` entry with the event) |
 //! | [`Change::Parked`] | pending, due at the time its actor read | gone from this store, held by JetStream (cluster mode); its event stays, for duplicates | all of its entries removed; with the event's last delivery, the event's `recent` entry becomes a `finished` one |
+//! | [`Change::QuietEventSwept`] (by event id) | nothing: it reads no record | the event gone, unless it has a delivery again | its `finished` entry removed |
 //! | [`Change::Adopted`] | absent | pending as JetStream held it, attempts and schedule kept | `due`, and the event (if not stored) with its `recent` entry |
 //! | [`Store::unqueue`] | (its record cannot be read) | left as it is, off the queue | `due` entry removed |
 //!
@@ -91,6 +92,10 @@ pub enum Change {
         record: Box<DeliveryRecord>,
         event: Box<EventRecord>,
     },
+    /// Retention removes an event that has no delivery (none routed, or
+    /// all parked) with its `finished` entry: the transition's id is the
+    /// event's. One that has a delivery again (adopted back) keeps it.
+    QuietEventSwept { finished_key: Vec<u8> },
 }
 
 /// A change to apply: to which delivery, expecting what, at what time.
@@ -153,6 +158,20 @@ pub(super) fn plan(
         moved: None,
         durability: Durability::Written,
     };
+    // By event id: no delivery record is read (an event's id may be
+    // another event's delivery id).
+    if let Change::QuietEventSwept { finished_key } = &change {
+        batch.delete_cf(column_family(db, cf::FINISHED), finished_key);
+        let kept = event_has_deliveries(db, overlay, &id, None)?;
+        if !kept {
+            batch.delete_cf(column_family(db, cf::EVENTS), &id);
+        }
+        return Ok(Planned {
+            applied: Applied::Done { event_removed: !kept },
+            moved: None,
+            durability: Durability::Written,
+        });
+    }
     let Some(before) = current(db, overlay, &id)? else {
         return match change {
             Change::Adopted { record, event } if expect == Expect::Absent => {
@@ -202,8 +221,8 @@ pub(super) fn plan(
             let_go(db, batch, &id, &before, last_of_event.then_some(now_ms));
             (None, Durability::Written, false)
         }
-        // Its `expect` is `Absent`, which no stored record meets.
-        Change::Adopted { .. } => unreachable!("an adoption expects no record"),
+        // Their `expect` is `Absent`, which no stored record meets.
+        Change::Adopted { .. } | Change::QuietEventSwept { .. } => unreachable!("expects no record"),
     };
     if let (Some(after), Some(mut apart)) = (&mut after, moved_in) {
         delete_attempts_apart(db, batch, &id);
@@ -341,10 +360,24 @@ fn adopt(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord, eve
 /// Whether delivery `id`'s event has another delivery, as stored and not
 /// removed earlier in the group.
 fn has_other_deliveries(db: &DB, overlay: &Overlay, id: &str, record: &DeliveryRecord) -> Result<bool, Error> {
-    for entry in with_prefix(db, cf::DELIVERIES, &keys::deliveries_prefix(&record.event_id)) {
+    event_has_deliveries(db, overlay, &record.event_id, Some(id))
+}
+
+/// Whether event `event_id` has a delivery other than `except`, as stored
+/// and not removed earlier in the group, or added earlier in the group.
+fn event_has_deliveries(db: &DB, overlay: &Overlay, event_id: &str, except: Option<&str>) -> Result<bool, Error> {
+    let prefix = keys::deliveries_prefix(event_id);
+    let other = |id: &str| Some(id) != except;
+    let added = overlay
+        .iter()
+        .any(|(id, record)| record.is_some() && id.as_bytes().starts_with(&prefix) && other(id));
+    if added {
+        return Ok(true);
+    }
+    for entry in with_prefix(db, cf::DELIVERIES, &prefix) {
         let (key, _) = entry?;
         let sibling = String::from_utf8_lossy(&key);
-        if sibling != id && overlay.get(sibling.as_ref()) != Some(&None) {
+        if other(&sibling) && overlay.get(sibling.as_ref()) != Some(&None) {
             return Ok(true);
         }
     }

@@ -7,8 +7,10 @@
 //! may have retried it a moment ago) and removes the record, its attempts,
 //! its index entries and, with the event's last delivery, the event, in one
 //! atomic write: a crash mid-sweep leaves a consistent store and the next
-//! sweep carries on. An event that never had deliveries has its own
-//! `finished` entry. The swept range of `finished` is then compacted,
+//! sweep carries on. An event that never had deliveries (or, in cluster
+//! mode, had them all parked) has its own `finished` entry, removed by a
+//! [`Change::QuietEventSwept`] on the same thread, so an adoption back of
+//! one of its deliveries and the sweep never cross. The swept range of `finished` is then compacted,
 //! dropping the tombstones that would slow the next sweep's scan.
 //!
 //! Also here: which deliveries have waited past the retention on an
@@ -38,44 +40,40 @@ pub fn sweep(store: &Store, cutoff_ms: u64) -> Result<SweepStats, Error> {
     let mut stats = SweepStats::default();
     loop {
         let chunk = finished_before(&db, cutoff_ms)?;
-        let mut quiet_events = WriteBatch::default();
-        let mut deliveries = Vec::new();
-        for (key, kind, id) in &chunk {
-            match kind {
-                Finished::Event => {
-                    quiet_events.delete_cf(column_family(&db, cf::FINISHED), key);
-                    // A delivery of it parked from here may have been
-                    // adopted back (cluster mode): the event stays with it.
-                    if has_deliveries(&db, id)? {
-                        continue;
-                    }
-                    quiet_events.delete_cf(column_family(&db, cf::EVENTS), id);
-                    stats.events += 1;
-                }
-                Finished::Delivery => deliveries.push((key, id)),
-            }
-        }
-        let transitions = deliveries.iter().map(|(_, id)| Transition {
-            id: (*id).clone(),
-            expect: Expect::FinishedBefore(cutoff_ms),
-            change: Change::Swept,
-            now_ms: cutoff_ms,
+        let mut orphaned_entries = WriteBatch::default();
+        let transitions = chunk.iter().map(|(key, kind, id)| match kind {
+            Finished::Event => Transition {
+                id: id.clone(),
+                // Not checked: a quiet event's sweep reads no record.
+                expect: Expect::Absent,
+                change: Change::QuietEventSwept {
+                    finished_key: key.clone(),
+                },
+                now_ms: cutoff_ms,
+            },
+            Finished::Delivery => Transition {
+                id: id.clone(),
+                expect: Expect::FinishedBefore(cutoff_ms),
+                change: Change::Swept,
+                now_ms: cutoff_ms,
+            },
         });
         let applied = store.transition_all(transitions.collect());
-        for ((key, _), applied) in deliveries.iter().zip(applied) {
-            match applied? {
-                Applied::Done { event_removed } => {
+        for ((key, kind, _), applied) in chunk.iter().zip(applied) {
+            match (kind, applied?) {
+                (Finished::Event, Applied::Done { event_removed }) => stats.events += usize::from(event_removed),
+                (Finished::Delivery, Applied::Done { event_removed }) => {
                     stats.deliveries += 1;
                     stats.events += usize::from(event_removed);
                 }
                 // Retried meanwhile: it is pending again, and its
                 // `finished` entry went with that change.
-                Applied::Stale => {}
+                (_, Applied::Stale) => {}
                 // An entry left by nothing: drop it.
-                Applied::Missing => quiet_events.delete_cf(column_family(&db, cf::FINISHED), key),
+                (_, Applied::Missing) => orphaned_entries.delete_cf(column_family(&db, cf::FINISHED), key),
             }
         }
-        db.write(quiet_events)?;
+        db.write(orphaned_entries)?;
         if chunk.len() < CHUNK {
             break;
         }
@@ -88,14 +86,6 @@ pub fn sweep(store: &Store, cutoff_ms: u64) -> Result<SweepStats, Error> {
         );
     }
     Ok(stats)
-}
-
-/// Whether event `id` has a delivery stored.
-fn has_deliveries(db: &DB, id: &str) -> Result<bool, Error> {
-    Ok(with_prefix(db, cf::DELIVERIES, &keys::deliveries_prefix(id))
-        .next()
-        .transpose()?
-        .is_some())
 }
 
 /// The first [`CHUNK`] `finished` entries before `cutoff_ms`.
