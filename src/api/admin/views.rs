@@ -19,6 +19,7 @@ pub struct EndpointView {
     pub enabled: bool,
     pub paused: bool,
     pub pending: usize,
+    /// This replica's, and in cluster mode also those JetStream holds.
     pub failed: usize,
     pub success_rate_1h: Option<f64>,
     pub concurrency: Option<usize>,
