@@ -45,5 +45,5 @@ refuse "an endpoint id with a space" --set 'hookd.config.endpoints[0].id=a b' \
 refuse "an unknown value" --set hookd.replicas=3
 refuse "a malformed volume size" --set hookd.persistence.size=lots
 refuse "a NATS URL that is not one" --set hookd.cluster.natsUrl=http://nats:4222
-refuse "ack = cluster, not built yet" --set hookd.cluster.natsUrl=nats://nats:4222 --set hookd.cluster.ack=cluster
+refuse "an unknown cluster ack" --set hookd.cluster.natsUrl=nats://nats:4222 --set hookd.cluster.ack=all
 echo "check-packaging: ok" >&2

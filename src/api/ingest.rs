@@ -146,14 +146,32 @@ async fn accept_batch(state: AppState, headers: HeaderMap, body: Body) -> Result
 }
 
 /// Stores the events, then hands their new deliveries to the endpoints'
-/// workers ([`Handoff`]).
+/// workers ([`Handoff`]). With `cluster.ack = "cluster"`, also has
+/// JetStream hold a copy of each pending delivery before answering; when
+/// it cannot be reached, nothing is stored.
 async fn store_and_wake(state: &AppState, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, ApiError> {
+    let copies = state.cluster.as_ref().filter(|cluster| cluster.copies_required());
+    if let Some(cluster) = copies
+        && !cluster.can_copy()
+    {
+        return Err(ApiError::cluster_unavailable(
+            "JetStream cannot be reached to hold the event (cluster.ack = \"cluster\"); nothing was stored, retry later",
+        ));
+    }
     let types: Vec<String> = events.iter().map(|event| event.event.clone()).collect();
     let handoff = Handoff::claim(&state.inboxes, &events);
     Span::current().record("events", events.len());
     let write = tracing::info_span!("store.write", events = events.len());
     let outcomes = state.store.ingest(events).instrument(write).await?;
     handoff.hand_over(&outcomes);
+    if let Some(cluster) = copies {
+        let ids = outcomes.iter().map(|outcome| outcome.id.clone()).collect();
+        cluster.copy(ids).await.map_err(|error| {
+            ApiError::cluster_unavailable(format!(
+                "{error}; the events are stored here: resubmit them with the same ids"
+            ))
+        })?;
+    }
     for (event, outcome) in types.iter().zip(&outcomes) {
         if !outcome.duplicate {
             state.metrics.event_received(event);

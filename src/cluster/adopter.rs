@@ -28,7 +28,7 @@ use crate::clock;
 use crate::config::Settings;
 use crate::dispatch::inbox::Inboxes;
 use crate::dispatch::pauses::Pauses;
-use crate::store::{Applied, Change, Expect, Store, Transition};
+use crate::store::{Applied, Change, DeliveryStatus, Expect, Store, Transition};
 
 /// How long a message this replica cannot read waits before it is offered
 /// again (to a newer hookd, perhaps).
@@ -48,6 +48,9 @@ pub struct Adopter {
     pub pauses: Arc<Pauses>,
     pub inboxes: Arc<Inboxes>,
     pub metrics: ClusterMetrics,
+    /// `ack = "cluster"`: the lease, how long this replica's own copy of a
+    /// delivery it holds is handed back for.
+    pub lease: Option<Duration>,
 }
 
 impl Adopter {
@@ -120,8 +123,13 @@ impl Adopter {
                         .wake(&parcel.delivery.endpoint, parcel.delivery.next_attempt_at);
                     acknowledged.push((message, parcel.id));
                 }
-                // Already here: a redelivery after a crash between the two.
-                Ok(Applied::Stale) => acknowledged.push((message, parcel.id)),
+                // Already here: a redelivery after a crash between the
+                // two, or (`ack = "cluster"`) this replica's own copy of a
+                // delivery it holds, which stays while it is pending.
+                Ok(Applied::Stale) => match self.lease {
+                    Some(lease) if self.pending_here(&parcel.id).await => handed_back.push((message, lease)),
+                    _ => acknowledged.push((message, parcel.id)),
+                },
                 Ok(Applied::Missing) => handed_back.push((message, BACK_OFF)),
                 Err(error) => {
                     tracing::warn!(delivery = %parcel.id, %error, "adopting a parked delivery failed; it stays parked");
@@ -136,6 +144,16 @@ impl Adopter {
             futures_util::future::join_all(naks),
         )
         .await;
+    }
+
+    /// Whether delivery `id` is pending in this replica's store.
+    async fn pending_here(&self, id: &str) -> bool {
+        let store = self.store.clone();
+        let id = id.to_owned();
+        tokio::task::spawn_blocking(move || store.delivery(&id))
+            .await
+            .expect("the read does not panic")
+            .is_ok_and(|record| record.is_some_and(|record| record.status == DeliveryStatus::Pending))
     }
 
     /// What to do with `message` at `now`.

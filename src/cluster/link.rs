@@ -4,7 +4,7 @@
 //! deliveries JetStream holds. Filled once JetStream is reached.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_nats::jetstream::{kv, stream};
@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use serde::Serialize;
 
+use super::leases::{LeaseError, Leases};
 use super::pauses::{PAUSED, RESUMED};
 use super::retries::{self, RetryShareError};
 use super::streams::{FAILED_PREFIX, PARKED_PREFIX};
@@ -22,9 +23,12 @@ const COUNT_PATIENCE: Duration = Duration::from_secs(2);
 
 pub struct Link {
     client: async_nats::Client,
+    /// `ack = "cluster"`: ingest waits for JetStream's copies.
+    copies_required: bool,
     parked: OnceLock<stream::Stream>,
     failed: OnceLock<stream::Stream>,
     pauses: OnceLock<kv::Store>,
+    leases: OnceLock<Arc<Leases>>,
 }
 
 /// Why a pause could not be shared.
@@ -46,12 +50,39 @@ pub struct LinkState {
 }
 
 impl Link {
-    pub fn new(client: async_nats::Client) -> Link {
+    pub fn new(client: async_nats::Client, copies_required: bool) -> Link {
         Link {
             client,
+            copies_required,
             parked: OnceLock::new(),
             failed: OnceLock::new(),
             pauses: OnceLock::new(),
+            leases: OnceLock::new(),
+        }
+    }
+
+    /// `ack = "cluster"` once JetStream was reached: the copies are kept
+    /// from now on.
+    pub fn keep_copies(&self, leases: Arc<Leases>) {
+        let _ = self.leases.set(leases);
+    }
+
+    /// Whether ingest must have JetStream hold copies before its 202.
+    pub fn copies_required(&self) -> bool {
+        self.copies_required
+    }
+
+    /// Whether copies can be made now: `false` sends ingest's 503 before
+    /// anything is stored.
+    pub fn can_copy(&self) -> bool {
+        self.leases.get().is_some() && self.state().connected
+    }
+
+    /// Has JetStream hold copies of these events' pending deliveries.
+    pub async fn copy(&self, event_ids: Vec<String>) -> Result<(), LeaseError> {
+        match self.leases.get() {
+            Some(leases) => leases.cover(event_ids).await,
+            None => Err(LeaseError::not_ready()),
         }
     }
 

@@ -21,9 +21,11 @@
 //! Failed deliveries are parked as they fail, counted from JetStream, and
 //! retried from any replica ([`retries`]).
 //!
-//! Not yet here (issue 16 goes on): `ack = "cluster"` with its lease.
+//! With `ack = "cluster"` JetStream also holds a copy of every pending
+//! delivery, kept in step with it ([`leases`]).
 
 mod adopter;
+mod leases;
 mod link;
 mod metrics;
 mod parcel;
@@ -40,12 +42,13 @@ use async_nats::jetstream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use leases::LeaseError;
 pub use link::{Link, LinkState, PauseShareError};
 pub use metrics::ClusterMetrics;
 pub use parcel::{Parcel, ParcelError};
 pub use retries::RetryShareError;
 
-use crate::config::{ClusterSettings, Settings};
+use crate::config::{ClusterAck, ClusterSettings, Settings};
 use crate::dispatch::inbox::Inboxes;
 use crate::dispatch::pauses::Pauses;
 use crate::store::Store;
@@ -86,7 +89,7 @@ impl Cluster {
     pub async fn start(settings: &ClusterSettings, parts: Parts) -> anyhow::Result<Cluster> {
         let metrics = ClusterMetrics::register(&parts.metrics);
         let client = connect(settings, metrics.clone()).await?;
-        let link = Arc::new(Link::new(client.clone()));
+        let link = Arc::new(Link::new(client.clone(), settings.ack == ClusterAck::Cluster));
         let jetstream = jetstream::new(client);
         let retention = parts.settings.borrow().storage.retention;
         let first = match tokio::time::timeout(START_PATIENCE, reach(&jetstream, settings.replicas, retention)).await {
@@ -103,7 +106,7 @@ impl Cluster {
         };
         let (stop, stopped) = watch::channel(false);
         if let Some(ready) = &first {
-            link.open(ready.stream.clone(), ready.failed.clone(), ready.pauses.clone());
+            open_link(&link, ready, &jetstream, &parts.store, settings);
         }
         let work = tokio::spawn(work(
             jetstream,
@@ -211,6 +214,20 @@ async fn connect(settings: &ClusterSettings, metrics: ClusterMetrics) -> anyhow:
         .context("cannot set up the NATS client for cluster.nats_url")
 }
 
+/// JetStream was reached: the admin API's link shows what it holds, and
+/// with `ack = "cluster"` the deliveries' copies are kept from now on.
+fn open_link(link: &Link, ready: &Ready, jetstream: &jetstream::Context, store: &Store, settings: &ClusterSettings) {
+    link.open(ready.stream.clone(), ready.failed.clone(), ready.pauses.clone());
+    if link.copies_required() {
+        link.keep_copies(leases::Leases::start(
+            jetstream.clone(),
+            ready.stream.clone(),
+            store.clone(),
+            settings.lease,
+        ));
+    }
+}
+
 /// Parks every failed delivery of the store, batch after batch; how many.
 async fn park_all_failed(parker: &Parker) -> Result<usize, parker::ParkError> {
     let mut cursor = Vec::new();
@@ -279,7 +296,7 @@ async fn work(
             let retention = parts.settings.borrow().storage.retention;
             match reach(&jetstream, settings.replicas, retention).await {
                 Ok(ready) => {
-                    link.open(ready.stream.clone(), ready.failed.clone(), ready.pauses.clone());
+                    open_link(&link, &ready, &jetstream, &parts.store, &settings);
                     break ready;
                 }
                 Err(StreamsError::Incompatible(reason)) => {
@@ -306,6 +323,7 @@ async fn work(
         pauses: parts.pauses.clone(),
         inboxes: parts.inboxes.clone(),
         metrics: metrics.clone(),
+        lease: (settings.ack == ClusterAck::Cluster).then_some(settings.lease),
     };
     let adopting = tokio::spawn(adopter.run(stopped.clone()));
     let parker = Parker {

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::store::{DeliveryRecord, EventMeta, EventRecord};
+use crate::store::{DeliveryRecord, EventMeta, EventRecord, Store};
 
 /// The format this hookd writes and reads.
 pub const VERSION: u32 = 1;
@@ -64,6 +64,26 @@ impl Parcel {
             body,
         };
         Ok(serde_json::to_vec(&written).expect("parcels always serialize"))
+    }
+
+    /// Delivery `id` as `store` holds it, with its event and attempts;
+    /// `None` when it is gone.
+    pub fn read(store: &Store, id: &str) -> Result<Option<Parcel>, crate::store::Error> {
+        let Some(mut delivery) = store.delivery(id)? else {
+            return Ok(None);
+        };
+        let Some(event) = store.event(&delivery.event_id)? else {
+            return Ok(None);
+        };
+        if delivery.attempts_apart {
+            delivery.attempts = store.attempts(id)?;
+            delivery.attempts_apart = false;
+        }
+        Ok(Some(Parcel {
+            id: id.to_owned(),
+            delivery,
+            event,
+        }))
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Parcel, ParcelError> {

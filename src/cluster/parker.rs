@@ -166,9 +166,14 @@ impl Parker {
         }
         let store = self.parkables.store.clone();
         let wanted = found.clone();
-        let parcels = tokio::task::spawn_blocking(move || read_parcels(&store, wanted))
-            .await
-            .expect("the read does not panic")?;
+        let parcels = tokio::task::spawn_blocking(move || {
+            wanted
+                .iter()
+                .map(|parkable| Parcel::read(&store, &parkable.id))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .expect("the read does not panic")?;
         // Publish the whole batch, then wait for JetStream's confirmations.
         let mut acks: Vec<(Parkable, PublishAckFuture)> = Vec::with_capacity(parcels.len());
         for (parkable, parcel) in found.into_iter().zip(parcels) {
@@ -256,30 +261,4 @@ impl Parker {
             tracing::warn!(sequence, %error, "cannot delete a parked copy of a delivery that stayed; it may be sent twice");
         }
     }
-}
-
-/// Each delivery with its event and attempts, as a parcel; `None` for one
-/// that is gone meanwhile.
-fn read_parcels(store: &Store, wanted: Vec<Parkable>) -> Result<Vec<Option<Parcel>>, crate::store::Error> {
-    let mut parcels = Vec::with_capacity(wanted.len());
-    for parkable in wanted {
-        let Some(mut delivery) = store.delivery(&parkable.id)? else {
-            parcels.push(None);
-            continue;
-        };
-        let Some(event) = store.event(&delivery.event_id)? else {
-            parcels.push(None);
-            continue;
-        };
-        if delivery.attempts_apart {
-            delivery.attempts = store.attempts(&parkable.id)?;
-            delivery.attempts_apart = false;
-        }
-        parcels.push(Some(Parcel {
-            id: parkable.id,
-            delivery,
-            event,
-        }));
-    }
-    Ok(parcels)
 }

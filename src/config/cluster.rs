@@ -38,21 +38,20 @@ pub struct ClusterSettings {
 pub enum ClusterAck {
     /// After the synced RocksDB write.
     Local,
+    /// Also once JetStream holds a copy of each delivery.
+    Cluster,
 }
 
 /// Checks `[cluster]`; `None` inside `Some` is standalone.
 pub fn cluster_settings(file: &ClusterFile, problems: &mut Problems<'_>) -> Option<Option<ClusterSettings>> {
     let ack = match file.ack.as_str() {
         "local" => Some(ClusterAck::Local),
-        "cluster" => {
+        "cluster" => Some(ClusterAck::Cluster),
+        other => {
             problems.add(
                 "cluster.ack",
-                "\"cluster\" is not supported by this build yet: use \"local\" (202 after the local synced write)",
+                format!("unknown value `{other}` (use \"local\" or \"cluster\")"),
             );
-            None
-        }
-        other => {
-            problems.add("cluster.ack", format!("unknown value `{other}` (use \"local\")"));
             None
         }
     };

@@ -16,7 +16,7 @@
 //!   retry), and written to the OS otherwise.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak, mpsc};
+use std::sync::{Arc, RwLock, Weak, mpsc};
 use std::thread::JoinHandle;
 
 use rocksdb::{DB, WriteBatch};
@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 
 use super::counts::DeliveryCounts;
 use super::lifecycle::{self, Applied, Change, Expect, Overlay, Planned, Transition};
+use super::records::DeliveryRecord;
 use super::{Durability, Error, Store};
 
 /// Transitions in one write at most, so one group's latency stays bounded.
@@ -44,12 +45,18 @@ struct Request {
     reply: Reply,
 }
 
+/// Told of every delivery a write changed: its id and its record after
+/// (`None`: gone from this store).
+pub type ChangeObserver = Arc<dyn Fn(&str, Option<&DeliveryRecord>) + Send + Sync>;
+
 /// What the thread shares with the store's handles.
 #[derive(Clone)]
 pub(super) struct Shared {
     pub counts: Arc<DeliveryCounts>,
     /// Set by a failed write (see [`Store::recover`]).
     pub failed: Arc<AtomicBool>,
+    /// Set by [`Store::on_delivery_change`].
+    pub observer: Arc<RwLock<Option<ChangeObserver>>>,
 }
 
 pub(super) struct ChangeWriter {
@@ -125,6 +132,17 @@ impl Store {
         results
     }
 
+    /// Calls `observe` with every delivery a write of the change writer
+    /// changed, on its thread, after the write (cluster mode keeps
+    /// JetStream's copies in step); the last observer set is the one
+    /// called. It must not block.
+    pub fn on_delivery_change(&self, observe: impl Fn(&str, Option<&DeliveryRecord>) + Send + Sync + 'static) {
+        *self
+            .change_observer
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(observe));
+    }
+
     fn send_changes(&self, transitions: Vec<Transition>, reply: Reply) -> Result<(), Error> {
         let changes = self.changes.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let writer = changes.as_ref().ok_or_else(|| self.unavailable())?;
@@ -164,24 +182,30 @@ fn run(db: &Weak<DB>, shared: &Shared, receiver: &mpsc::Receiver<Request>) {
     }
 }
 
+/// A transition's delivery id and its plan.
+type PlannedFor = (String, Result<Planned, Error>);
+
 /// Plans every transition of the group into one write, writes it, then
 /// moves the counts and answers.
 fn commit(db: &DB, shared: &Shared, group: Vec<Request>) {
     let mut batch = WriteBatch::default();
     let mut overlay = Overlay::new();
-    let mut planned: Vec<(Reply, Vec<Result<Planned, Error>>)> = Vec::with_capacity(group.len());
+    let mut planned: Vec<(Reply, Vec<PlannedFor>)> = Vec::with_capacity(group.len());
     for request in group {
         let plans = request
             .transitions
             .into_iter()
-            .map(|transition| lifecycle::plan(db, &mut batch, &mut overlay, transition))
+            .map(|transition| {
+                let id = transition.id.clone();
+                (id, lifecycle::plan(db, &mut batch, &mut overlay, transition))
+            })
             .collect();
         planned.push((request.reply, plans));
     }
     let must_sync = planned
         .iter()
         .flat_map(|(_, plans)| plans)
-        .any(|plan| plan.as_ref().is_ok_and(|plan| plan.durability == Durability::Synced));
+        .any(|(_, plan)| plan.as_ref().is_ok_and(|plan| plan.durability == Durability::Synced));
     let durability = if must_sync {
         Durability::Synced
     } else {
@@ -196,16 +220,24 @@ fn commit(db: &DB, shared: &Shared, group: Vec<Request>) {
         tracing::error!(%error, "writing delivery changes failed");
         shared.failed.store(true, Ordering::SeqCst);
     }
+    let observer = shared
+        .observer
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     for (reply, plans) in planned {
         let results = plans
             .into_iter()
-            .map(|plan| {
+            .map(|(id, plan)| {
                 let plan = plan?;
                 match (&written, plan.moved) {
                     (Err(error), Some(_)) => Err(Error::Db(error.clone())),
                     (_, moved) => {
                         if let Some((before, after)) = moved {
                             shared.counts.moved(before.as_ref(), after.as_ref());
+                            if let Some(observe) = &observer {
+                                observe(&id, after.as_ref());
+                            }
                         }
                         Ok(plan.applied)
                     }

@@ -157,6 +157,8 @@ pub struct Store {
     undo: Arc<Mutex<Vec<WriteBatch>>>,
     /// The only writer of delivery state ([`change_writer`]).
     changes: Arc<RwLock<Option<change_writer::ChangeWriter>>>,
+    /// Told of each change the change writer made.
+    change_observer: Arc<RwLock<Option<change_writer::ChangeObserver>>>,
 }
 
 /// What one read of an endpoint's queue found; see [`Store::due_scan`].
@@ -196,11 +198,13 @@ impl Store {
             undo: Arc::clone(&undo),
         };
         let writer = writer::Writer::start(Arc::downgrade(&db), shared)?;
+        let change_observer = Arc::default();
         let changes = change_writer::ChangeWriter::start(
             Arc::downgrade(&db),
             change_writer::Shared {
                 counts: counts.clone(),
                 failed: failed.clone(),
+                observer: Arc::clone(&change_observer),
             },
         )?;
         Ok(Store {
@@ -213,6 +217,7 @@ impl Store {
             counts,
             undo,
             changes: Arc::new(RwLock::new(Some(changes))),
+            change_observer,
         })
     }
 
@@ -284,6 +289,7 @@ impl Store {
         change_writer::Shared {
             counts: self.counts.clone(),
             failed: self.failed.clone(),
+            observer: self.change_observer.clone(),
         }
     }
 

@@ -496,3 +496,81 @@ async fn a_delivery_failed_on_one_replica_is_counted_and_retried_from_another() 
     }
     wait_for_all(&subscriber, &one, Duration::from_secs(30)).await;
 }
+
+/// A config edit: `ack = "cluster"` with a lease of one second.
+fn ack_cluster(config: String) -> String {
+    config.replace("[cluster]\n", "[cluster]\nack = \"cluster\"\nlease = \"1s\"\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ack_cluster_a_replica_killed_with_its_volume_lost_strands_nothing() {
+    let nats = NatsCluster::start(3);
+    let subscriber = Receiver::start().await;
+    subscriber.answer_by_default(Reply::status(503));
+    let http = HttpClient::default();
+    let mut a = Replica::start_edited(&nats.url(), "1h", &subscriber, ack_cluster);
+    let b = Replica::start_edited(&nats.url(), "1h", &subscriber, ack_cluster);
+    let acknowledged = post_events(&http, &a, "lost", 50).await;
+    subscriber.wait_for(50, Duration::from_secs(30)).await;
+
+    // A dies without a word, and its volume with it.
+    a.process.take().unwrap().kill();
+    std::fs::remove_dir_all(a.data()).unwrap();
+
+    // B adopts each once its lease ran out, and delivers it.
+    subscriber.answer_by_default(Reply::ok());
+    let delivered = wait_for_all(&subscriber, &acknowledged, Duration::from_secs(60)).await;
+    let duplicates: usize = delivered.values().map(|n| n - 1).sum();
+    let adopted = metric(&http, &b, "hookd_adopted_total").await;
+    println!(
+        "ack = cluster, kill -9 and volume lost: {} events acknowledged by the lost replica, all delivered by the other, {adopted} adopted, {duplicates} duplicate deliveries",
+        acknowledged.len()
+    );
+    assert_eq!(adopted, 50.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ack_cluster_and_nats_down_ingest_answers_503_and_stores_nothing() {
+    let mut nats = NatsCluster::start(3);
+    let subscriber = Receiver::start().await;
+    let http = HttpClient::default();
+    let replica = Replica::start_edited(&nats.url(), "1h", &subscriber, ack_cluster);
+    let url = format!("{}/v1/events", replica.process().ingest);
+    let body = r#"{"id":"evt_while_down","event":"enrollment.created","data":{}}"#;
+    nats.kill_all();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let refused = loop {
+        let answer = http.post_json(&url, body).await;
+        if answer.status == StatusCode::SERVICE_UNAVAILABLE {
+            break answer;
+        }
+        // Until the client notices the link is gone, an answer may still
+        // come: it must then be a real acknowledgement.
+        assert!(tokio::time::Instant::now() < deadline, "ingest refused without NATS");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(refused.error_code(), "cluster_unavailable");
+    assert!(subscriber.received().is_empty(), "nothing refused was sent");
+
+    // NATS back: the same event is taken anew, not as a duplicate.
+    nats.restart_stopped();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        let answer = http.post_json(&url, body).await;
+        if answer.status != StatusCode::SERVICE_UNAVAILABLE {
+            break answer;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ingest takes events again once NATS is back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{:?}", answer.json);
+    assert!(
+        answer.json.get("duplicate").is_none(),
+        "nothing was stored before: {:?}",
+        answer.json
+    );
+    wait_for_all(&subscriber, &["evt_while_down".to_owned()], Duration::from_secs(30)).await;
+}
