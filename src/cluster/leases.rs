@@ -9,8 +9,9 @@
 //! after the holder's next attempt, and each change of the delivery
 //! replaces it (a finished or parked delivery's is deleted), so another
 //! replica adopts the delivery only if its holder went silent. Copies are
-//! kept in step in the order the change writer made the changes, by one
-//! task; which copy is a delivery's is remembered in memory, so after a
+//! kept in step by one task, which takes what changed meanwhile, each
+//! delivery's last change only, and brings those copies in line at once;
+//! which copy is a delivery's is remembered in memory, so after a
 //! restart of the holder the copies of before stay until they are due:
 //! then another replica may send a delivery the holder sends too (at least
 //! once, never lost).
@@ -30,6 +31,8 @@ use crate::store::{DeliveryRecord, DeliveryStatus, Store};
 
 /// How long ingest waits for JetStream's confirmations.
 const CONFIRM_PATIENCE: Duration = Duration::from_secs(5);
+/// Deliveries whose copies are brought in line together, at most.
+const FOLLOW_BATCH: usize = 1024;
 
 /// Why JetStream does not hold the copies.
 #[derive(Debug, thiserror::Error)]
@@ -68,8 +71,20 @@ impl Leases {
         });
         let keeper = leases.clone();
         tokio::spawn(async move {
-            while let Some((id, after)) = changed.recv().await {
-                keeper.follow(&id, after).await;
+            // What has come meanwhile, each delivery's last change only,
+            // all at once.
+            while let Some(first) = changed.recv().await {
+                let mut latest: HashMap<String, Option<DeliveryRecord>> = HashMap::from([first]);
+                while latest.len() < FOLLOW_BATCH
+                    && let Ok((id, after)) = changed.try_recv()
+                {
+                    latest.insert(id, after);
+                }
+                let follows = latest.into_iter().map(|(id, after)| {
+                    let keeper = keeper.clone();
+                    async move { keeper.follow(&id, after).await }
+                });
+                futures_util::future::join_all(follows).await;
             }
         });
         leases
@@ -99,12 +114,33 @@ impl Leases {
         for parcel in parcels {
             acks.push((parcel.id.clone(), self.publish(parcel).await?));
         }
+        let mut copied = Vec::with_capacity(acks.len());
         for (id, ack) in acks {
             let ack = tokio::time::timeout(CONFIRM_PATIENCE, ack.into_future())
                 .await
                 .map_err(|_| LeaseError("no confirmation in time".to_owned()))?
                 .map_err(|error| LeaseError(error.to_string()))?;
             self.replace(&id, ack.sequence).await;
+            copied.push(id);
+        }
+        // A first attempt may have finished the delivery while its copy
+        // was on its way, its change followed before the copy was known:
+        // known now, the copy of one no longer pending goes.
+        let store = self.store.clone();
+        let finished = tokio::task::spawn_blocking(move || {
+            copied
+                .into_iter()
+                .filter(|id| {
+                    !store
+                        .delivery(id)
+                        .is_ok_and(|record| record.is_some_and(|record| record.status == DeliveryStatus::Pending))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .expect("the read does not panic");
+        for id in finished {
+            self.forget(&id).await;
         }
         Ok(())
     }
@@ -157,12 +193,15 @@ impl Leases {
                     Err(error) => tracing::debug!(delivery = id, %error, "a delivery's copy was not renewed"),
                 }
             }
-            _ => {
-                let before = self.copies.lock().expect("copies lock").remove(id);
-                if let Some(before) = before {
-                    self.delete(before).await;
-                }
-            }
+            _ => self.forget(id).await,
+        }
+    }
+
+    /// Deletes `id`'s copy, if it has one.
+    async fn forget(&self, id: &str) {
+        let before = self.copies.lock().expect("copies lock").remove(id);
+        if let Some(before) = before {
+            self.delete(before).await;
         }
     }
 }

@@ -62,6 +62,24 @@ impl NatsCluster {
     /// Starts `size` nodes routed to each other and waits until JetStream
     /// answers on every one.
     pub fn start(size: usize) -> NatsCluster {
+        // A port found free may be taken by another test before the node
+        // binds it: a cluster that does not come up is started again on
+        // other ports.
+        for _ in 0..2 {
+            let mut cluster = NatsCluster::configure(size);
+            cluster.start_all();
+            if cluster.ready_within(Duration::from_secs(20)) {
+                return cluster;
+            }
+        }
+        let mut cluster = NatsCluster::configure(size);
+        cluster.start_all();
+        cluster.wait_until_ready();
+        cluster
+    }
+
+    /// Writes the nodes' configs on fresh ports, starting nothing.
+    fn configure(size: usize) -> NatsCluster {
         let dir = scratch_dir();
         let cluster_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
         let nodes = (0..size)
@@ -97,12 +115,13 @@ impl NatsCluster {
                 }
             })
             .collect();
-        let mut cluster = NatsCluster { nodes, dir };
-        for n in 0..size {
-            cluster.start_node(n);
+        NatsCluster { nodes, dir }
+    }
+
+    fn start_all(&mut self) {
+        for n in 0..self.nodes.len() {
+            self.start_node(n);
         }
-        cluster.wait_until_ready();
-        cluster
     }
 
     /// The client URLs, as `cluster.nats_url` takes them.
@@ -157,23 +176,28 @@ impl NatsCluster {
         node.child = Some(child);
     }
 
-    /// Every running node reports JetStream healthy (a meta leader, its
-    /// streams current).
-    fn wait_until_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for node in self.nodes.iter().filter(|node| node.child.is_some()) {
-            loop {
-                if healthy(node.monitor_port) {
-                    break;
+    /// Whether every running node reports JetStream healthy within
+    /// `patience`.
+    fn ready_within(&self, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
+        self.nodes.iter().filter(|node| node.child.is_some()).all(|node| {
+            while !healthy(node.monitor_port) {
+                if Instant::now() >= deadline {
+                    return false;
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "nats-server on {} never became healthy",
-                    node.client_port
-                );
                 std::thread::sleep(Duration::from_millis(50));
             }
-        }
+            true
+        })
+    }
+
+    /// Every running node reports JetStream healthy (a meta leader, its
+    /// streams current); panics after a minute.
+    fn wait_until_ready(&self) {
+        assert!(
+            self.ready_within(Duration::from_secs(60)),
+            "nats-server never became healthy on every node"
+        );
     }
 }
 
