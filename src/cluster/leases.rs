@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage, stream};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::parcel::Parcel;
@@ -33,6 +34,10 @@ use crate::store::{DeliveryRecord, DeliveryStatus, Store};
 const CONFIRM_PATIENCE: Duration = Duration::from_secs(5);
 /// Deliveries whose copies are brought in line together, at most.
 const FOLLOW_BATCH: usize = 1024;
+/// Of those, how many at a time: one. Each is a request JetStream
+/// replicates, and ingest's copies wait behind them: with 8 at a time end
+/// to end made 984 deliveries/s, one at a time 2,705 (docs/BENCHMARKS.md).
+const FOLLOW_CONCURRENCY: usize = 1;
 
 /// Why JetStream does not hold the copies.
 #[derive(Debug, thiserror::Error)]
@@ -52,20 +57,23 @@ pub struct Leases {
     lease: Duration,
     /// Each held delivery's copy: its stream sequence.
     copies: Mutex<HashMap<String, u64>>,
+    /// To the task that keeps the copies in step.
+    changes: mpsc::UnboundedSender<(String, Option<DeliveryRecord>)>,
 }
 
 impl Leases {
     /// Keeps the copies in step with every change the store makes, from
     /// now on.
     pub fn start(jetstream: jetstream::Context, parked: stream::Stream, store: Store, lease: Duration) -> Arc<Leases> {
+        let (changes, mut changed) = mpsc::unbounded_channel::<(String, Option<DeliveryRecord>)>();
         let leases = Arc::new(Leases {
             jetstream,
             parked,
             store: store.clone(),
             lease,
             copies: Mutex::default(),
+            changes: changes.clone(),
         });
-        let (changes, mut changed) = mpsc::unbounded_channel::<(String, Option<DeliveryRecord>)>();
         store.on_delivery_change(move |id, after| {
             let _ = changes.send((id.to_owned(), after.cloned()));
         });
@@ -84,7 +92,10 @@ impl Leases {
                     let keeper = keeper.clone();
                     async move { keeper.follow(&id, after).await }
                 });
-                futures_util::future::join_all(follows).await;
+                futures_util::stream::iter(follows)
+                    .buffer_unordered(FOLLOW_CONCURRENCY)
+                    .for_each(|()| async {})
+                    .await;
             }
         });
         leases
@@ -125,7 +136,8 @@ impl Leases {
         }
         // A first attempt may have finished the delivery while its copy
         // was on its way, its change followed before the copy was known:
-        // known now, the copy of one no longer pending goes.
+        // known now, the copy of one no longer pending goes (by the task
+        // that keeps them in step: the 202 does not wait for it).
         let store = self.store.clone();
         let finished = tokio::task::spawn_blocking(move || {
             copied
@@ -140,7 +152,7 @@ impl Leases {
         .await
         .expect("the read does not panic");
         for id in finished {
-            self.forget(&id).await;
+            let _ = self.changes.send((id, None));
         }
         Ok(())
     }
