@@ -3,7 +3,8 @@
 Every built-in Kubernetes object must pass kubernetes-validate's strict
 schema check for KUBE_VERSION. Beyond the schemas, the pod must be what the
 chart promises: the app and hookd side by side, hookd's data on a volume
-claim per replica, exec probes with `hookd healthcheck`, a preStop hook and
+claim per replica (or, a Deployment under cluster.ack = cluster, on an
+emptyDir), exec probes with `hookd healthcheck`, a preStop hook and
 a termination grace longer than the preStop pause plus hookd's shutdown
 grace (and, in cluster mode, its park grace), and a restrictive securityContext. Finally hookd itself must accept
 the config the chart renders, checked with `hookd check-config` and the
@@ -37,24 +38,35 @@ def hookd_container(pod):
     return found[0]
 
 
-def check_pod(statefulset):
-    pod = statefulset["spec"]["template"]["spec"]
+def check_pod(workload):
+    pod = workload["spec"]["template"]["spec"]
     if pod["containers"][0]["name"] == "hookd":
         fail("the app is not the pod's first container")
     hookd = hookd_container(pod)
     native = hookd in pod.get("initContainers", [])
     if native and hookd.get("restartPolicy") != "Always":
         fail("hookd as an init container must have restartPolicy Always (a native sidecar)")
-    claims = [t["metadata"]["name"] for t in statefulset["spec"]["volumeClaimTemplates"]]
     mounts = {m["name"]: m["mountPath"] for m in hookd["volumeMounts"]}
-    if mounts.get("hookd-data") != "/var/lib/hookd" or "hookd-data" not in claims:
-        fail("hookd's /var/lib/hookd is not a volume claim per replica")
+    env = {e["name"]: e.get("value") for e in hookd["env"]}
+    if mounts.get("hookd-data") != "/var/lib/hookd":
+        fail("hookd's data is not at /var/lib/hookd")
+    if workload["kind"] == "StatefulSet":
+        claims = [t["metadata"]["name"] for t in workload["spec"]["volumeClaimTemplates"]]
+        if "hookd-data" not in claims:
+            fail("hookd's /var/lib/hookd is not a volume claim per replica")
+    else:
+        # A Deployment loses a pod's data with the pod: only JetStream's
+        # copies (ack = cluster) make that safe.
+        if env.get("HOOKD_CLUSTER__ACK") != "cluster":
+            fail("a Deployment without cluster.ack = cluster would lose acknowledged events with a pod")
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        if "emptyDir" not in volumes.get("hookd-data", {}):
+            fail("the Deployment's hookd-data is not an emptyDir")
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         command = hookd.get(probe, {}).get("exec", {}).get("command", [])
         if command[:2] != ["/usr/local/bin/hookd", "healthcheck"]:
             fail(f"hookd's {probe} is not an exec of `hookd healthcheck`")
     pause = hookd["lifecycle"]["preStop"]["sleep"]["seconds"]
-    env = {e["name"]: e.get("value") for e in hookd["env"]}
     grace = int(env["HOOKD_DELIVERY__SHUTDOWN_GRACE"].rstrip("s"))
     if "HOOKD_CLUSTER__NATS_URL" in env:
         grace += int(env["HOOKD_CLUSTER__PARK_GRACE"].rstrip("s"))
@@ -122,8 +134,8 @@ def main():
         ports = [e["port"] for e in monitor["spec"]["endpoints"]]
         if ports != ["hookd-admin"]:
             fail("the ServiceMonitor does not scrape hookd's admin port")
-    (statefulset,) = by_kind["StatefulSet"]
-    hookd = check_pod(statefulset)
+    (workload,) = by_kind.get("StatefulSet", []) + by_kind.get("Deployment", [])
+    hookd = check_pod(workload)
     (config_map,) = by_kind["ConfigMap"]
     check_config(config_map, hookd, binary)
     kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(by_kind.items()))

@@ -9,7 +9,9 @@ Another chart adds hookd to its own pod with three includes, each given
     values.nativeSidecar, else under containers);
   - "hookd.volumes": its config (and endpoint secrets) volumes;
   - "hookd.volumeClaimTemplate": its data volume, for a StatefulSet's
-    volumeClaimTemplates (one queue per replica);
+    volumeClaimTemplates (one queue per replica); in a Deployment (only
+    with cluster.ack: cluster) give it a volume `hookd-data` of your own,
+    an emptyDir, as this chart's "hookd.podTemplate" does;
   - "hookd.terminationGracePeriodSeconds": the pod's termination grace
     (given "values" and "extra" seconds).
 Values without `cluster` are standalone.
