@@ -108,11 +108,10 @@ impl Leases {
         let parcels = tokio::task::spawn_blocking(move || -> Result<Vec<Parcel>, crate::store::Error> {
             let mut parcels = Vec::new();
             for event_id in event_ids {
+                let Some(event) = store.event(&event_id)? else { continue };
                 for (id, record) in store.deliveries_of_event(&event_id)? {
-                    if record.status == DeliveryStatus::Pending
-                        && let Some(parcel) = Parcel::read(&store, &id)?
-                    {
-                        parcels.push(parcel);
+                    if record.status == DeliveryStatus::Pending {
+                        parcels.push(Parcel::assemble(&store, id, record, event.clone())?);
                     }
                 }
             }

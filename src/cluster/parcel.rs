@@ -69,21 +69,28 @@ impl Parcel {
     /// Delivery `id` as `store` holds it, with its event and attempts;
     /// `None` when it is gone.
     pub fn read(store: &Store, id: &str) -> Result<Option<Parcel>, crate::store::Error> {
-        let Some(mut delivery) = store.delivery(id)? else {
+        let Some(delivery) = store.delivery(id)? else {
             return Ok(None);
         };
         let Some(event) = store.event(&delivery.event_id)? else {
             return Ok(None);
         };
+        Parcel::assemble(store, id.to_owned(), delivery, event).map(Some)
+    }
+
+    /// Delivery `id` of `event` as read: a record of schema 1 takes in the
+    /// attempts it kept apart.
+    pub fn assemble(
+        store: &Store,
+        id: String,
+        mut delivery: DeliveryRecord,
+        event: EventRecord,
+    ) -> Result<Parcel, crate::store::Error> {
         if delivery.attempts_apart {
-            delivery.attempts = store.attempts(id)?;
+            delivery.attempts = store.attempts(&id)?;
             delivery.attempts_apart = false;
         }
-        Ok(Some(Parcel {
-            id: id.to_owned(),
-            delivery,
-            event,
-        }))
+        Ok(Parcel { id, delivery, event })
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Parcel, ParcelError> {

@@ -35,7 +35,7 @@
 //! Ingest creates deliveries ([`super::writer`]); creation is not a change
 //! of state and needs no expectation: a new id cannot be stored yet.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use rocksdb::{DB, WriteBatch};
 
@@ -127,7 +127,7 @@ impl Applied {
 
 /// The records one group of transitions changed so far (`None`: removed),
 /// so a later transition in the group reads what an earlier one wrote.
-pub(super) type Overlay = HashMap<String, Option<DeliveryRecord>>;
+pub(super) type Overlay = BTreeMap<String, Option<DeliveryRecord>>;
 
 /// One transition planned into a group's write.
 pub(super) struct Planned {
@@ -368,9 +368,12 @@ fn has_other_deliveries(db: &DB, overlay: &Overlay, id: &str, record: &DeliveryR
 fn event_has_deliveries(db: &DB, overlay: &Overlay, event_id: &str, except: Option<&str>) -> Result<bool, Error> {
     let prefix = keys::deliveries_prefix(event_id);
     let other = |id: &str| Some(id) != except;
+    // Ordered by id, the group's deliveries of this event are one range.
+    let of_event = String::from_utf8_lossy(&prefix).into_owned();
     let added = overlay
-        .iter()
-        .any(|(id, record)| record.is_some() && id.as_bytes().starts_with(&prefix) && other(id));
+        .range::<str, _>((std::ops::Bound::Included(of_event.as_str()), std::ops::Bound::Unbounded))
+        .take_while(|(id, _)| id.starts_with(&of_event))
+        .any(|(id, record)| record.is_some() && other(id));
     if added {
         return Ok(true);
     }

@@ -1,10 +1,10 @@
 //! Which deliveries cluster mode parks ([`crate::cluster`]), read from the
 //! `due` index: of each endpoint's queue, the deliveries due from a time
 //! on (every one, or the long waits before a retry), or none, as the
-//! caller says of the endpoint. Each queue is reached with one seek, so a pass over
-//! many idle endpoints stays cheap. Failed deliveries are read from the
-//! `failed` index, all of them.
-//! The parking itself is a transition ([`super::lifecycle`]).
+//! caller says of the endpoint. Each queue is reached with one seek, so a
+//! pass over many idle endpoints stays cheap. Failed deliveries are read
+//! from the `failed` index, all of them. The parking itself is a
+//! transition ([`super::lifecycle`]).
 
 use rocksdb::{Direction, IteratorMode};
 
@@ -28,15 +28,13 @@ pub struct Parkable {
     /// When it is due (what its parking transition expects), or for a
     /// failed one when it failed.
     pub due_ms: u64,
-
-    /// Where a next read goes on from: just past this one's `due` entry.
+    /// Where a next read goes on from: just past this one's index entry.
     pub next: Vec<u8>,
 }
 
 impl Store {
     /// Up to `limit` deliveries to park, of each endpoint what `park`
-    /// says.
-    /// The read starts at `from` (empty, or the last one's
+    /// says. The read starts at `from` (empty, or the last one's
     /// [`Parkable::next`]), so a run of reads does not wade again through
     /// what the ones before let go.
     pub fn parkable(&self, park: &dyn Fn(&str) -> Park, from: &[u8], limit: usize) -> Result<Vec<Parkable>, Error> {

@@ -10,7 +10,8 @@
 //! sweep carries on. An event that never had deliveries (or, in cluster
 //! mode, had them all parked) has its own `finished` entry, removed by a
 //! [`Change::QuietEventSwept`] on the same thread, so an adoption back of
-//! one of its deliveries and the sweep never cross. The swept range of `finished` is then compacted,
+//! one of its deliveries and the sweep never cross. The swept range of
+//! `finished` is then compacted,
 //! dropping the tombstones that would slow the next sweep's scan.
 //!
 //! Also here: which deliveries have waited past the retention on an

@@ -16,7 +16,7 @@ pub async fn show(State(state): State<AppState>) -> impl IntoResponse {
         "config": settings.file.redacted(),
         "loaded_at": clock::rfc3339(status.loaded_at_ms),
         "last_reload_error": status.last_reload_error,
-                "restart_needed": status.restart_needed,
+        "restart_needed": status.restart_needed,
         "cluster": state.cluster.as_ref().map(|cluster| cluster.state()),
     }))
 }

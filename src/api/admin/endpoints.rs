@@ -58,7 +58,10 @@ pub async fn list(
     };
     let settings = state.settings();
     let (parked, failed_there) = match &state.cluster {
-        Some(cluster) => (Some(cluster.parked_counts().await), cluster.failed_counts().await),
+        Some(cluster) => {
+            let (parked, failed) = tokio::join!(cluster.parked_counts(), cluster.failed_counts());
+            (Some(parked), failed)
+        }
         None => (None, None),
     };
     let mut matching = settings
