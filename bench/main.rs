@@ -10,6 +10,7 @@
 //! scripts/bench.sh backlog --events 1000000
 //! scripts/bench.sh fleet --endpoints 10000
 //! scripts/bench.sh cluster --deliveries 100000   # needs nats-server
+//! scripts/bench.sh outage --rate 200 --down 30    # the circuit breaker
 //! ```
 
 mod backlog;
@@ -20,6 +21,7 @@ mod disk_ceiling;
 mod fleet;
 mod ingest;
 mod load;
+mod outage;
 mod processes;
 mod receiver;
 mod report;
@@ -127,6 +129,19 @@ enum Bench {
         /// Seconds of load per end-to-end turn.
         #[arg(long, default_value_t = 6)]
         seconds: u64,
+        #[arg(long)]
+        hookd: Option<String>,
+    },
+    /// A subscriber down for an hour (time scaled) under a steady rate,
+    /// with the circuit breaker and without.
+    Outage {
+        /// Events per second while the subscriber is down.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Seconds the subscriber is down; the run's time goes 120 times
+        /// faster than the product's, so 30 stands for an hour.
+        #[arg(long, default_value_t = 30)]
+        down: u64,
         #[arg(long)]
         hookd: Option<String>,
     },
@@ -265,6 +280,11 @@ fn main() -> anyhow::Result<()> {
             report::print(&rows);
             Ok(())
         }
+        Bench::Outage {
+            rate,
+            down,
+            hookd: binary,
+        } => runtime.block_on(outage::run(rate, Duration::from_secs(down), &hookd(binary))),
         Bench::Backlog { events, hookd: binary } => runtime.block_on(backlog::run(events, &hookd(binary))),
         Bench::Steady {
             minutes,

@@ -115,7 +115,7 @@ pub async fn run(
     anyhow::ensure!(exposed.is_empty(), "refusing to serve: {}", exposed.join("; "));
     let inboxes = Arc::new(Inboxes::default());
     let pauses = Arc::new(Pauses::new(store.paused_endpoints()?));
-    let limits = Arc::new(Limits::default());
+    let limits = Arc::new(Limits::restore(store.open_circuits()?, settings.delivery.breaker));
     let health = Arc::new(Health::default());
     let metrics = Arc::new(Metrics::new(settings.telemetry.per_endpoint_metrics));
     store.on_synced_write({

@@ -34,6 +34,7 @@ pub struct Metrics {
     in_flight: IntGauge,
     config_reloads: IntCounterVec,
     pending: IntGaugeVec,
+    circuit_open: IntGaugeVec,
     oldest_pending: Gauge,
     synced_writes: IntCounter,
     events_written: IntCounter,
@@ -108,6 +109,14 @@ impl Metrics {
             with_endpoint(&["endpoint"]),
         )
         .expect("a valid metric");
+        let circuit_open = IntGaugeVec::new(
+            Opts::new(
+                "hookd_circuit_open",
+                "1 while the endpoint's circuit is open or half-open (summed over endpoints without the label).",
+            ),
+            with_endpoint(&["endpoint"]),
+        )
+        .expect("a valid metric");
         let oldest_pending = Gauge::new(
             "hookd_oldest_pending_seconds",
             "How long the longest-waiting pending delivery has been due.",
@@ -133,6 +142,7 @@ impl Metrics {
         for metric in [
             Box::new(in_flight.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(pending.clone()),
+            Box::new(circuit_open.clone()),
             Box::new(oldest_pending.clone()),
             Box::new(synced_writes.clone()),
             Box::new(events_written.clone()),
@@ -153,6 +163,7 @@ impl Metrics {
             in_flight,
             config_reloads,
             pending,
+            circuit_open,
             oldest_pending,
             synced_writes,
             events_written,
@@ -212,18 +223,27 @@ impl Metrics {
             .inc();
     }
 
-    /// Reads the store's gauges, then renders everything as Prometheus text.
-    pub fn render(&self, store: &Store, settings: &Settings) -> Result<String, crate::store::Error> {
+    /// Reads the store's gauges and whether each endpoint's circuit is
+    /// open (`circuit_open`), then renders everything as Prometheus text.
+    pub fn render(
+        &self,
+        store: &Store,
+        settings: &Settings,
+        circuit_open: impl Fn(&str) -> bool,
+    ) -> Result<String, crate::store::Error> {
         let now = clock::now_ms();
         let mut oldest: Option<u64> = None;
-        let mut all_pending = 0usize;
+        let (mut all_pending, mut all_open) = (0usize, 0i64);
         for endpoint in settings.endpoints.iter() {
             let pending = store.pending_count(&endpoint.id);
             all_pending = all_pending.saturating_add(pending);
+            let open = i64::from(circuit_open(&endpoint.id));
+            all_open += open;
             if self.per_endpoint {
                 self.pending
                     .with_label_values(&[&endpoint.id])
                     .set(i64::try_from(pending).unwrap_or(i64::MAX));
+                self.circuit_open.with_label_values(&[&endpoint.id]).set(open);
             }
             // The earliest due time; a retry due later has not waited yet.
             // An endpoint with nothing pending has nothing due: no read.
@@ -237,6 +257,7 @@ impl Metrics {
             self.pending
                 .with_label_values::<&str>(&[])
                 .set(i64::try_from(all_pending).unwrap_or(i64::MAX));
+            self.circuit_open.with_label_values::<&str>(&[]).set(all_open);
         }
         let waited = oldest.map_or(0, |first| now.saturating_sub(first));
         self.oldest_pending.set(waited as f64 / 1000.0);

@@ -44,7 +44,7 @@ pub struct Shared {
     pub inboxes: Arc<Inboxes>,
     /// Operators' pauses, as the workers see them.
     pub pauses: Arc<Pauses>,
-    /// Each endpoint's adaptive concurrency.
+    /// Each endpoint's adaptive concurrency and circuit.
     pub limits: Arc<Limits>,
     /// Each endpoint's recent attempts.
     pub health: Arc<Health>,

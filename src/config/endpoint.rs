@@ -9,6 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use super::file::EndpointFile;
 use super::http_url::parse_http_url;
 use super::problems::Problems;
+use super::rate_limit::RateLimit;
 use super::secret::{self, Secret};
 use crate::catalog::{Catalog, EventPattern};
 use crate::sign::StandardSigner;
@@ -28,6 +29,8 @@ pub struct Endpoint {
     pub secret: Secret,
     /// A disabled endpoint gets no new deliveries; its pending ones pause.
     pub enabled: bool,
+    /// How often this hookd may send to it; none: as fast as it answers.
+    pub rate_limit: Option<RateLimit>,
     /// Static headers added to every request, none of them reserved.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Also send the Standard Webhooks headers.
@@ -62,6 +65,10 @@ impl Endpoint {
         }
         let audience = problems.check(key("tenant"), Audience::parse(file.tenant.as_deref()));
         let secret = problems.check(key("secret"), secret::resolve(file.secret_source()));
+        let rate_limit = file
+            .rate_limit
+            .as_deref()
+            .and_then(|text| problems.check(key("rate_limit"), RateLimit::parse(text)));
         let mut headers = Vec::new();
         for (name, value) in &file.headers {
             headers.extend(problems.check(format!("{}.{name}", key("headers")), parse_header(name, value)));
@@ -104,6 +111,7 @@ impl Endpoint {
             audience: audience?,
             secret: secret?,
             enabled: file.enabled,
+            rate_limit,
             headers,
             standard_webhooks,
             previous_secrets,

@@ -72,6 +72,15 @@ pub struct DeliveryFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
     pub shutdown_grace: String,
+    pub breaker: BreakerFile,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerFile {
+    pub failures: u64,
+    pub cooldown: String,
+    pub max_cooldown: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -117,6 +126,9 @@ pub struct EndpointFile {
     pub tenant: Option<String>,
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// `"N/s"` or `"N/m"`; none: as fast as the endpoint answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     #[serde(default = "default_signatures")]

@@ -173,6 +173,7 @@ mod tests {
             audience,
             secret: Secret::new("s"),
             enabled,
+            rate_limit: None,
             headers: Vec::new(),
             standard_webhooks: false,
             previous_secrets: Vec::new(),

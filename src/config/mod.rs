@@ -7,6 +7,7 @@
 //! SOURCE is the file path, `env HOOKD_...` or `defaults`.
 
 mod access;
+mod breaker;
 mod cluster;
 mod duration;
 mod endpoint;
@@ -15,6 +16,7 @@ mod fleet;
 mod http_url;
 mod include;
 mod problems;
+mod rate_limit;
 mod secret;
 mod settings;
 mod verbatim_env;
@@ -29,6 +31,7 @@ use self::verbatim_env::VerbatimEnv;
 use self::yaml::Yaml;
 
 pub use access::Access;
+pub use breaker::BreakerSettings;
 pub use cluster::{ClusterAck, ClusterSettings};
 pub use duration::parse_duration;
 pub use endpoint::Endpoint;
@@ -36,6 +39,7 @@ pub use file::{ConfigFile, REDACTED};
 pub use fleet::Fleet;
 pub use include::IncludedFile;
 pub use problems::{ConfigError, ConfigErrors};
+pub use rate_limit::RateLimit;
 pub use secret::Secret;
 pub use settings::{
     AdminSettings, DeliverySettings, IngestSettings, LogFormat, OtlpProtocol, Settings, StorageSettings,
@@ -217,7 +221,7 @@ mod fuzz {
     use super::*;
 
     /// Keys the config knows, written as TOML dotted keys.
-    const KEYS: [&str; 22] = [
+    const KEYS: [&str; 25] = [
         "ingest.listen",
         "ingest.max_body_bytes",
         "ingest.max_batch_events",
@@ -235,6 +239,9 @@ mod fuzz {
         "delivery.retry_jitter",
         "delivery.allowed_networks",
         "delivery.shutdown_grace",
+        "delivery.breaker.failures",
+        "delivery.breaker.cooldown",
+        "delivery.breaker.max_cooldown",
         "telemetry.log_level",
         "telemetry.otlp_endpoint",
         "telemetry.otlp_protocol",

@@ -12,6 +12,7 @@ use http::Uri;
 use ipnet::IpNet;
 
 use super::access::{Access, access};
+use super::breaker::{BreakerSettings, breaker_settings};
 use super::cluster::{ClusterSettings, cluster_settings};
 use super::duration::{parse_duration, positive_duration};
 use super::endpoint::{Endpoint, EndpointIds};
@@ -85,6 +86,7 @@ pub struct DeliverySettings {
     pub allowed_networks: Vec<IpNet>,
     pub ca_file: Option<PathBuf>,
     pub shutdown_grace: Duration,
+    pub breaker: BreakerSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,6 +332,7 @@ fn delivery_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<D
         problems.add("delivery.ca_file", format!("cannot read {}: {error}", path.display()));
     }
     let shutdown_grace = problems.check("delivery.shutdown_grace", parse_duration(&delivery.shutdown_grace));
+    let breaker = breaker_settings(&delivery.breaker, problems);
     if !jitter_ok
         || retry_schedule.len() != delivery.retry_schedule.len()
         || allowed_networks.len() != delivery.allowed_networks.len()
@@ -346,6 +349,7 @@ fn delivery_settings(file: &ConfigFile, problems: &mut Problems<'_>) -> Option<D
         allowed_networks,
         ca_file,
         shutdown_grace: shutdown_grace?,
+        breaker: breaker?,
     })
 }
 

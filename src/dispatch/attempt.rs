@@ -1,6 +1,7 @@
 //! One attempt: take the delivery (handed over by ingest, or read from the
-//! store), send the signed request through the endpoint's stack, judge the
-//! outcome, and record it with the next step.
+//! store), send the signed request through the endpoint's stack (or, with
+//! the endpoint's circuit open, nothing), judge the outcome, and record it
+//! with the next step.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -11,6 +12,7 @@ use time::OffsetDateTime;
 use tower::{Service, ServiceExt};
 
 use super::adaptive_limit::signal_of;
+use super::breaker::{Breaker, CircuitChange, Probe};
 use super::client::EndpointStack;
 use super::health::EndpointHealth;
 use super::inbox::{Claim, Fresh, SendableEvent};
@@ -33,6 +35,8 @@ pub struct AttemptContext {
     pub retry: Arc<RetryPolicy>,
     /// This endpoint's health figures.
     pub health: Arc<EndpointHealth>,
+    /// This endpoint's circuit.
+    pub breaker: Arc<Breaker>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -45,6 +49,16 @@ pub enum Attempted {
     /// Recorded, with the step that follows (sent, or failed without a
     /// request because its records cannot be read).
     Recorded(NextStep),
+}
+
+/// What the worker let an attempt go with.
+#[derive(Debug)]
+pub enum Pass {
+    /// The endpoint's circuit is open: a `circuit_open` attempt, no request.
+    CircuitOpen,
+    /// A request, holding its permits (and, as a half-open circuit's probe,
+    /// the probe) until it is over.
+    Send { permits: Permits, probe: Option<Probe> },
 }
 
 /// A delivery the worker starts, holding its claim until the attempt is
@@ -93,8 +107,7 @@ pub struct Outgoing {
     manual_retry: bool,
 }
 
-/// Makes one attempt of `job` through `stack`, holding `permits` until it
-/// is over.
+/// Makes one attempt of `job` through `stack`, as `pass` lets it.
 ///
 /// A delivery whose records the store cannot read is never retried every
 /// second: one whose event is missing or damaged fails at once with error
@@ -104,7 +117,7 @@ pub struct Outgoing {
 pub async fn attempt(
     context: &AttemptContext,
     stack: EndpointStack,
-    permits: Permits,
+    pass: Pass,
     job: &Job,
 ) -> Result<Attempted, store::Error> {
     let fresh;
@@ -133,7 +146,15 @@ pub async fn attempt(
         );
         return fail_without_request(context, job.id(), outgoing, ErrorKind::TenantMismatch, &reason).await;
     }
-    send(context, stack, permits, job.id(), outgoing).await
+    match pass {
+        Pass::CircuitOpen => refuse(context, job.id(), outgoing).await,
+        Pass::Send { permits, probe } => {
+            let result = send(context, stack, permits, job.id(), outgoing).await;
+            // The probe is over once its outcome is known to the breaker.
+            drop(probe);
+            result
+        }
+    }
 }
 
 /// Reads a claimed delivery from `endpoint`'s queue (due at `due_at`) and
@@ -238,17 +259,12 @@ async fn send(
     };
     permits.finish(signal);
     let now = clock::now_ms();
+    if let Some(change) = context.breaker.record(error_kind, now) {
+        circuit_changed(context, change).await;
+    }
     let next = match error_kind {
         None => NextStep::Succeeded,
-        // An operator's retry is one extra attempt, not a new schedule.
-        Some(_) if outgoing.manual_retry => NextStep::Failed,
-        Some(_) => match context
-            .retry
-            .after_failure(outgoing.number, retry_after, rand::random_range(-1.0..=1.0))
-        {
-            AfterFailure::RetryIn(delay) => NextStep::RetryAt(clock::after(now, delay)),
-            AfterFailure::GiveUp => NextStep::Failed,
-        },
+        Some(_) => next_after_failure(context, outgoing, retry_after, now),
     };
     let attempt = AttemptRecord {
         n: outgoing.number,
@@ -259,6 +275,68 @@ async fn send(
         response_snippet: String::from_utf8_lossy(&snippet).into_owned(),
     };
     record(context, id, outgoing.due_at, attempt, next, latency).await
+}
+
+/// The step after a failed attempt: the next one as the schedule (and a
+/// `Retry-After`) says, or none: when the schedule is over, or after an
+/// operator's retry, which is one extra attempt, not a new schedule.
+fn next_after_failure(
+    context: &AttemptContext,
+    outgoing: &Outgoing,
+    retry_after: Option<Duration>,
+    now: u64,
+) -> NextStep {
+    if outgoing.manual_retry {
+        return NextStep::Failed;
+    }
+    match context
+        .retry
+        .after_failure(outgoing.number, retry_after, rand::random_range(-1.0..=1.0))
+    {
+        AfterFailure::RetryIn(delay) => NextStep::RetryAt(clock::after(now, delay)),
+        AfterFailure::GiveUp => NextStep::Failed,
+    }
+}
+
+/// Logs a change of the endpoint's circuit and keeps it in the store.
+async fn circuit_changed(context: &AttemptContext, change: CircuitChange) {
+    let endpoint = &context.target.endpoint;
+    let tenant = endpoint.audience.as_written();
+    match change {
+        CircuitChange::Opened(open) => tracing::warn!(
+            endpoint = %endpoint.id,
+            tenant,
+            failures = open.failures,
+            cooldown_ms = open.cooldown_ms,
+            "the endpoint's circuit opened: no requests until the cooldown is over"
+        ),
+        CircuitChange::Reopened(open) => tracing::warn!(
+            endpoint = %endpoint.id,
+            tenant,
+            cooldown_ms = open.cooldown_ms,
+            "the probe failed: the endpoint's circuit is open again"
+        ),
+        CircuitChange::Closed => tracing::info!(endpoint = %endpoint.id, tenant, "the endpoint's circuit closed"),
+    }
+    if let Err(error) = context.breaker.persist(&context.store).await {
+        tracing::error!(endpoint = %endpoint.id, %error, "cannot keep the circuit's state in the store");
+    }
+}
+
+/// The endpoint's circuit is open: an attempt of kind `circuit_open`,
+/// without a request, and the delivery keeps its schedule.
+async fn refuse(context: &AttemptContext, id: &str, outgoing: &Outgoing) -> Result<Attempted, store::Error> {
+    let now = clock::now_ms();
+    let attempt = AttemptRecord {
+        n: outgoing.number,
+        at: now,
+        status_code: None,
+        error_kind: Some(ErrorKind::CircuitOpen.as_str().to_owned()),
+        latency_ms: 0,
+        response_snippet: "the endpoint's circuit is open: no request was sent".to_owned(),
+    };
+    let next = next_after_failure(context, outgoing, None, now);
+    record(context, id, outgoing.due_at, attempt, next, Duration::ZERO).await
 }
 
 /// Fails a delivery that must not or cannot be sent (its stored records
@@ -335,6 +413,14 @@ fn log_outcome(endpoint: &str, id: &str, record: &AttemptRecord, next: NextStep)
     let status = record.status_code;
     let kind = record.error_kind.as_deref();
     match next {
+        // The circuit's opening was logged; each delivery it holds is not.
+        NextStep::RetryAt(at) if kind == Some(ErrorKind::CircuitOpen.as_str()) => tracing::debug!(
+            endpoint,
+            delivery = id,
+            attempt = record.n,
+            retry_at = %clock::from_millis(at),
+            "circuit open: no request; will retry"
+        ),
         NextStep::Succeeded => {
             tracing::debug!(
                 endpoint,

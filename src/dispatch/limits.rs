@@ -1,39 +1,71 @@
-//! Every endpoint's limits (its adaptive concurrency and how responsive it
-//! is), kept across config reloads: a reload that keeps an endpoint keeps
-//! what its limit has learned.
+//! Every endpoint's limits (its adaptive concurrency, how responsive it
+//! is, and its rate limit), kept across config reloads: a reload that
+//! keeps an endpoint keeps what its limit has learned, and its place in
+//! its rate limit while that is unchanged.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use super::adaptive_limit::AdaptiveLimit;
+use super::breaker::{Breaker, Breakers};
+use super::pacer::Pacer;
 use super::permits::Responsiveness;
+use crate::config::{BreakerSettings, RateLimit};
+use crate::store::OpenCircuit;
 
 /// What limits one endpoint's attempts.
 #[derive(Debug, Clone)]
 pub struct EndpointLimits {
     pub adaptive: Arc<AdaptiveLimit>,
     pub responsiveness: Arc<Responsiveness>,
+    /// Its `rate_limit`, if it has one.
+    pub pacer: Option<Arc<Pacer>>,
+    pub breaker: Arc<Breaker>,
 }
 
 #[derive(Debug, Default)]
 pub struct Limits {
     endpoints: RwLock<HashMap<String, EndpointLimits>>,
+    breakers: Breakers,
 }
 
 impl Limits {
+    /// Starts with the open circuits the store kept.
+    pub fn restore(open: impl IntoIterator<Item = (String, OpenCircuit)>, settings: BreakerSettings) -> Limits {
+        Limits {
+            endpoints: RwLock::default(),
+            breakers: Breakers::restore(open, settings),
+        }
+    }
+
+    /// Every endpoint's circuit.
+    pub fn breakers(&self) -> &Breakers {
+        &self.breakers
+    }
+
     /// The endpoint's limits, with the adaptive limit's upper bound set to
-    /// `max`.
-    pub(super) fn of(&self, endpoint: &str, max: usize) -> EndpointLimits {
+    /// `max`, its rate limit to `rate_limit` and its breaker's settings to
+    /// `breaker`.
+    pub(super) fn of(
+        &self,
+        endpoint: &str,
+        max: usize,
+        rate_limit: Option<RateLimit>,
+        breaker: BreakerSettings,
+    ) -> EndpointLimits {
+        let breaker = self.breakers.of(endpoint, breaker);
         let mut endpoints = self.endpoints.write().unwrap_or_else(PoisonError::into_inner);
-        let limits = endpoints
-            .entry(endpoint.to_owned())
-            .or_insert_with(|| EndpointLimits {
-                adaptive: AdaptiveLimit::new(max),
-                responsiveness: Arc::default(),
-            })
-            .clone();
+        let limits = endpoints.entry(endpoint.to_owned()).or_insert_with(|| EndpointLimits {
+            adaptive: AdaptiveLimit::new(max),
+            responsiveness: Arc::default(),
+            pacer: None,
+            breaker: breaker.clone(),
+        });
         limits.adaptive.set_max(max);
-        limits
+        if limits.pacer.as_ref().map(|pacer| pacer.limit()) != rate_limit {
+            limits.pacer = rate_limit.map(|limit| Arc::new(Pacer::new(limit)));
+        }
+        limits.clone()
     }
 
     /// The endpoint's current adaptive concurrency, if it has had a worker.

@@ -11,13 +11,16 @@
 //! - [`inbox`]: what reaches a worker between its reads of the store:
 //!   fresh deliveries ingest hands over ([`handoff`]) and wakes;
 //! - [`pauses`], [`limits`] and [`health`]: what operators pause, what
-//!   each endpoint's limits have learned, and how its attempts went.
+//!   each endpoint's limits have learned, and how its attempts went; among
+//!   the limits, `pacer` (an endpoint's `rate_limit`) and [`breaker`] (its
+//!   circuit).
 //!
 //! The store is the queue of record. Long waits between retries are state
 //! in the store (the `due` index), never a sleeping task per delivery.
 
 pub mod adaptive_limit;
 mod attempt;
+pub mod breaker;
 pub mod client;
 pub mod connector;
 pub mod destination;
@@ -26,6 +29,7 @@ pub mod health;
 pub mod inbox;
 pub mod limits;
 pub mod outcome;
+mod pacer;
 pub mod pauses;
 mod permits;
 pub mod request;
@@ -52,7 +56,7 @@ use self::permits::GlobalLimit;
 use self::request::Target;
 use self::retry::RetryPolicy;
 use self::worker::Worker;
-use crate::config::{DeliverySettings, Endpoint, Settings};
+use crate::config::{BreakerSettings, DeliverySettings, Endpoint, Settings};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -103,6 +107,7 @@ struct WorkerSpec {
     timeout: Duration,
     endpoint_concurrency: usize,
     retry: Arc<RetryPolicy>,
+    breaker: BreakerSettings,
     client_generation: u64,
 }
 
@@ -167,6 +172,7 @@ impl Dispatcher {
                     timeout: delivery.timeout,
                     endpoint_concurrency: delivery.endpoint_concurrency,
                     retry: retry.clone(),
+                    breaker: delivery.breaker,
                     client_generation: self.client_generation,
                 };
                 (endpoint.id.as_str(), spec)
@@ -213,18 +219,25 @@ impl Dispatcher {
 
     fn worker(&self, spec: WorkerSpec, stack: &Arc<EndpointStack>) -> Worker {
         let endpoint = spec.endpoint;
+        let limits = self.limits.of(
+            &endpoint.id,
+            spec.endpoint_concurrency,
+            endpoint.rate_limit,
+            spec.breaker,
+        );
         Worker {
             endpoint: endpoint.id.clone(),
             stack: stack.clone(),
-            limits: self.limits.of(&endpoint.id, spec.endpoint_concurrency),
             global: self.global.clone(),
             context: Arc::new(AttemptContext {
                 store: self.store.clone(),
+                breaker: limits.breaker.clone(),
                 health: self.health.of_endpoint(&endpoint.id),
                 target: Arc::new(Target::new(endpoint.clone())),
                 retry: spec.retry,
                 metrics: self.metrics.clone(),
             }),
+            limits,
             inbox: self.inboxes.get(&endpoint.id),
             paused: self.pauses.watch(),
         }

@@ -37,6 +37,9 @@ pub enum ErrorKind {
     /// The endpoint's tenant, as configured now, no longer admits the
     /// event (SPEC section 4, "Tenants"): no request is sent.
     TenantMismatch,
+    /// The endpoint's circuit is open ([`super::breaker`]): no request is
+    /// sent, and the delivery keeps its schedule.
+    CircuitOpen,
 }
 
 impl ErrorKind {
@@ -53,7 +56,21 @@ impl ErrorKind {
             ErrorKind::Expired => "expired",
             ErrorKind::CorruptRecord => "corrupt_record",
             ErrorKind::TenantMismatch => "tenant_mismatch",
+            ErrorKind::CircuitOpen => "circuit_open",
         }
+    }
+
+    /// Whether a failed attempt of this kind counts toward opening the
+    /// endpoint's circuit: those that sent a request, or tried to.
+    pub fn counts_toward_the_breaker(self) -> bool {
+        !matches!(
+            self,
+            ErrorKind::BlockedDestination
+                | ErrorKind::CircuitOpen
+                | ErrorKind::TenantMismatch
+                | ErrorKind::Expired
+                | ErrorKind::CorruptRecord
+        )
     }
 
     /// The kind a non-2xx status is filed under.

@@ -1,10 +1,11 @@
 //! The permits one attempt holds (SPEC 4, "Guarantees"): one of its
-//! endpoint's adaptive limit, then one of the global limit
+//! endpoint's adaptive limit, then (with a `rate_limit`) its turn
+//! ([`super::pacer`]), then one of the global limit
 //! (`delivery.concurrency`).
 //!
 //! They are taken in that order, before the request is sent, so an
-//! endpoint at its limit waits without holding a global permit that a
-//! healthy endpoint could use. They are held until the attempt is over:
+//! endpoint at its limit, or waiting for its turn, waits without holding a
+//! global permit that a healthy endpoint could use. They are held until the attempt is over:
 //! its response snippet read (2 s at most) or its request failed. So a
 //! subscriber that answers quickly but trickles its body cannot raise
 //! hookd's concurrency past either limit.
@@ -37,6 +38,7 @@ use std::time::Duration;
 use tower::BoxError;
 
 use super::adaptive_limit::{AdaptiveLimit, Signal};
+use super::limits::EndpointLimits;
 use super::outcome::is_overload_error;
 use super::resizable_semaphore::{Permit, ResizableSemaphore};
 
@@ -98,14 +100,20 @@ pub struct Permits {
 }
 
 impl Permits {
-    /// Waits for the endpoint's permit, then (if it is not answering) one
-    /// of the not-answering share, then a global one.
-    pub async fn acquire(
-        limit: &Arc<AdaptiveLimit>,
-        responsiveness: &Arc<Responsiveness>,
-        global: &GlobalLimit,
-    ) -> Permits {
+    /// Waits for the endpoint's permit, then its turn under its rate
+    /// limit, then (if it is not answering) one of the not-answering
+    /// share, then a global one.
+    pub async fn acquire(limits: &EndpointLimits, global: &GlobalLimit) -> Permits {
+        let EndpointLimits {
+            adaptive: limit,
+            responsiveness,
+            pacer,
+            ..
+        } = limits;
         let endpoint = limit.acquire().await;
+        if let Some(pacer) = pacer {
+            pacer.wait_turn().await;
+        }
         let not_answering = if responsiveness.is_answering() {
             None
         } else {

@@ -23,7 +23,8 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use super::attempt::{AttemptContext, Attempted, Job, attempt, load};
+use super::attempt::{AttemptContext, Attempted, Job, Pass, attempt, load};
+use super::breaker::Admission;
 use super::client::EndpointStack;
 use super::inbox::Inbox;
 use super::limits::EndpointLimits;
@@ -53,8 +54,8 @@ pub struct Worker {
     /// The layers every attempt goes through, shared by the workers of
     /// one client and timeout; each attempt takes a clone.
     pub stack: Arc<EndpointStack>,
-    /// The endpoint's limits and the global one: an attempt starts once it
-    /// holds its permits.
+    /// The endpoint's limits and the global one: an attempt starts once its
+    /// circuit admits it and it holds its permits.
     pub limits: EndpointLimits,
     pub global: Arc<GlobalLimit>,
     pub context: Arc<AttemptContext>,
@@ -175,12 +176,10 @@ impl Worker {
                 if self.paused.borrow().contains(&self.endpoint) {
                     continue 'work;
                 }
-                // Wait for the endpoint's and the global permits.
-                let permits = tokio::select! {
-                    // Boxed: an idle worker (most of a fleet) need not carry this
-                    // future's state in its own.
-                    permits = Box::pin(Permits::acquire(&self.limits.adaptive, &self.limits.responsiveness, &self.global)) => permits,
-                    () = stop.cancelled() => break 'work,
+                // Stopped, or paused meanwhile: what was not started stays
+                // in the store, read again from the start at the resume.
+                let Some(pass) = self.pass(&stop).await else {
+                    continue 'work;
                 };
                 if !matches!(job, Job::Fresh(_)) && queue.jobs_move_cursor {
                     queue.cursor = queue.cursor.max(job.due_at());
@@ -188,7 +187,7 @@ impl Worker {
                 attempts.spawn(run_attempt(
                     self.context.clone(),
                     EndpointStack::clone(&self.stack),
-                    permits,
+                    pass,
                     job,
                     self.inbox.clone(),
                 ));
@@ -196,6 +195,45 @@ impl Worker {
         }
         self.inbox.close();
         attempts
+    }
+
+    /// Waits until the next delivery may go: its circuit's admission (an
+    /// open circuit lets it go at once, without a request; a half-open one
+    /// holds it while a probe is in flight), then, to send it, the
+    /// endpoint's permits, its rate limit's turn and a global permit.
+    /// `None` when the worker stops or its endpoint is paused meanwhile.
+    async fn pass(&mut self, stop: &CancellationToken) -> Option<Pass> {
+        let Worker {
+            endpoint,
+            limits,
+            global,
+            paused,
+            ..
+        } = self;
+        let admitted = async {
+            match limits.breaker.admit().await {
+                Admission::Refuse => Pass::CircuitOpen,
+                Admission::Send(probe) => Pass::Send {
+                    permits: Permits::acquire(limits, global).await,
+                    probe,
+                },
+            }
+        };
+        let paused = async {
+            while paused.changed().await.is_ok() {
+                if paused.borrow().contains(endpoint.as_str()) {
+                    return;
+                }
+            }
+            std::future::pending().await
+        };
+        tokio::select! {
+            // Boxed: an idle worker (most of a fleet) need not carry this
+            // future's state in its own.
+            pass = Box::pin(admitted) => Some(pass),
+            () = Box::pin(paused) => None,
+            () = stop.cancelled() => None,
+        }
     }
 
     /// Starts reading the due deliveries from the queue's cursor.
@@ -301,14 +339,8 @@ fn read_queue(
 
 /// One attempt, with what follows it: a retry's due time wakes the
 /// worker; a failure to record it makes it due again a little later.
-async fn run_attempt(
-    context: Arc<AttemptContext>,
-    stack: EndpointStack,
-    permits: Permits,
-    job: Job,
-    inbox: Arc<Inbox>,
-) {
-    let result = attempt(&context, stack, permits, &job).await;
+async fn run_attempt(context: Arc<AttemptContext>, stack: EndpointStack, pass: Pass, job: Job, inbox: Arc<Inbox>) {
+    let result = attempt(&context, stack, pass, &job).await;
     let due_at = job.due_at();
     // Its claim is given back here, also if the attempt panicked.
     let id = job.id().to_owned();

@@ -67,6 +67,7 @@
 
 mod attempts;
 mod change_writer;
+mod circuits;
 mod counts;
 mod keys;
 mod lifecycle;
@@ -88,6 +89,7 @@ use rocksdb::{
 };
 
 pub use attempts::{AttemptRecord, NextStep};
+pub use circuits::OpenCircuit;
 pub use keys::delivery_id;
 pub use lifecycle::{Applied, Change, Expect, Transition};
 pub use operator::RetryError;

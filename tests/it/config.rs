@@ -434,6 +434,26 @@ events = ["payment.*"]"#;
             "delivery.endpoint_concurrency: 1000001 is out of range",
         ),
         case(
+            "a malformed rate limit",
+            &endpoint(&format!("{good}\nsecret = \"s\"\nrate_limit = \"50/h\"")),
+            "endpoints[0].rate_limit: `50/h` is not a rate limit",
+        ),
+        case(
+            "a rate limit of nothing",
+            &endpoint(&format!("{good}\nsecret = \"s\"\nrate_limit = \"0/s\"")),
+            "endpoints[0].rate_limit: `0/s` allows no request",
+        ),
+        case(
+            "breaker failures past a million",
+            "[delivery.breaker]\nfailures = 1000001\n",
+            "delivery.breaker.failures: 1000001 is out of range",
+        ),
+        case(
+            "a breaker's longest cooldown shorter than its first",
+            "[delivery.breaker]\ncooldown = \"10m\"\nmax_cooldown = \"1m\"\n",
+            "delivery.breaker.max_cooldown: `1m` is shorter than the cooldown (`10m`)",
+        ),
+        case(
             "a batch past a million",
             "[ingest]\nmax_batch_events = 1000001\n",
             "ingest.max_batch_events: 1000001 is out of range",

@@ -24,11 +24,15 @@ async fn a_failed_delivery_is_retried_from_the_dashboard() {
 token = "dashboard-token"
 [delivery]
 retry_schedule = []
+[delivery.breaker]
+failures = 2
+cooldown = "1h"
 [[endpoints]]
 id = "crm"
 url = "{}"
 events = ["enrollment.*", "payment.completed"]
 secret = "crm secret"
+rate_limit = "50/s"
 [[endpoints]]
 id = "billing"
 url = "{}"

@@ -2,6 +2,7 @@
 //! a temp dir. `support` holds the launchers and the HTTP client.
 
 mod admin;
+mod breaker;
 mod cli;
 mod cluster;
 mod config;
@@ -21,6 +22,7 @@ mod limits;
 mod logs;
 mod metrics;
 mod races;
+mod rate_limit;
 mod reload;
 mod retention;
 mod safety;

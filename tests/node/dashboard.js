@@ -1,7 +1,8 @@
 // The dashboard in a real browser: Debian's chromium driven by
-// playwright-core. It logs in with the admin token, finds a failed
-// delivery, opens its attempts, clicks Retry, and waits until the delivery
-// has succeeded.
+// playwright-core. It logs in with the admin token, sees the crm
+// endpoint's circuit open and its rate limit, finds a failed delivery,
+// opens its attempts, clicks Retry (the circuit's probe), and waits until
+// the delivery has succeeded and the circuit closed.
 //
 // Usage: node dashboard.js ADMIN_URL DELIVERY_ID TOKEN SCREENSHOT_PATH
 // Prints "ok" and exits 0 when every step passed.
@@ -37,13 +38,17 @@ async function main() {
     if (!attemptText.includes('500') || !attemptText.includes('subscriber is down')) {
       throw new Error('the attempt row lacks its status and response: ' + attemptText);
     }
-    await page.locator('#endpoints tr[data-endpoint="crm"]').waitFor({ timeout: STEP_MS });
+    const crmRow = page.locator('#endpoints tr[data-endpoint="crm"]');
+    await crmRow.locator('[data-circuit="open"]').waitFor({ timeout: STEP_MS });
+    const limits = await crmRow.locator('[data-limits]').innerText();
+    if (!limits.includes('50/s')) throw new Error('the crm row lacks its rate limit: ' + limits);
     await page.screenshot({ path: screenshot, fullPage: true });
 
     await failedRow.locator('button[data-action="retry"]').click();
     await page.locator(`#recent tr[data-delivery="${deliveryId}"] .pill.succeeded`).waitFor({ timeout: STEP_MS });
     await page.locator(`#failed tr[data-delivery="${deliveryId}"]`).waitFor({ state: 'detached', timeout: STEP_MS });
     await page.locator('#attempts tr[data-attempt="2"]').waitFor({ timeout: STEP_MS });
+    await crmRow.locator('[data-circuit="closed"]').waitFor({ timeout: STEP_MS });
     if (errors.length) throw new Error('page errors: ' + errors.join('; '));
     console.log('ok');
   } finally {

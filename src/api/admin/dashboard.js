@@ -19,6 +19,9 @@ function el(tag, attrs, ...children) {
 }
 function when(iso) { return iso ? new Date(iso).toLocaleString() : '–'; }
 function pill(state) { return el('span', { class: 'pill ' + state }, state); }
+function circuitPill(circuit) {
+  return el('span', { class: 'pill circuit-' + circuit, 'data-circuit': circuit }, circuit.replace('_', '-'));
+}
 
 async function api(method, path, body) {
   const headers = {};
@@ -53,7 +56,7 @@ async function act(method, path, done) {
 function renderEndpoints(endpoints) {
   const body = document.getElementById('endpoints');
   body.replaceChildren();
-  if (!endpoints.length) body.append(el('tr', {}, el('td', { colspan: 8, class: 'empty' }, 'No endpoints in the config.')));
+  if (!endpoints.length) body.append(el('tr', {}, el('td', { colspan: 9, class: 'empty' }, 'No endpoints in the config.')));
   for (const e of endpoints) {
     const state = !e.enabled ? 'disabled' : e.paused ? 'paused' : 'active';
     const rate = e.success_rate_1h === null ? '–' : Math.round(e.success_rate_1h * 100) + '%';
@@ -66,8 +69,9 @@ function renderEndpoints(endpoints) {
       el('button', { onclick: () => act('POST', `/v1/endpoints/${e.id}/test`, a => `Test event ${a.id} sent to ${e.id}`) }, 'Send test'));
     body.append(el('tr', { 'data-endpoint': e.id },
       el('td', {}, el('strong', {}, e.id), el('br'), el('code', {}, e.url)),
-      el('td', {}, pill(state)), el('td', {}, e.pending), el('td', {}, e.failed), el('td', {}, rate),
-      el('td', {}, e.concurrency), el('td', {}, last), actions));
+      el('td', {}, pill(state)), el('td', {}, circuitPill(e.circuit)), el('td', {}, e.pending), el('td', {}, e.failed),
+      el('td', {}, rate), el('td', { 'data-limits': '' }, text(e.concurrency) + (e.rate_limit ? ' · ' + e.rate_limit : '')),
+      el('td', {}, last), actions));
   }
 }
 

@@ -8,14 +8,14 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::blocking;
 use super::page_size::page_size;
 use super::views::{AttemptView, DeliveryDetail, DeliveryView, shown_status};
+use super::{blocking, probe_now};
 use crate::api::AppState;
 use crate::api::error::{ApiError, code};
 use crate::api::extract::{Path, Query};
 use crate::clock;
-use crate::store::RetryError;
+use crate::store::{DeliveryStatus, RetryError};
 
 /// Deliveries one listing reads at most. A sparse filter over a large store
 /// answers with what it found so far and a cursor to go on from.
@@ -107,6 +107,18 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Resu
 }
 
 pub async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let lookup = id.clone();
+    let failed_to = blocking(&state, move |store| {
+        Ok(store
+            .delivery(&lookup)?
+            .filter(|record| record.status == DeliveryStatus::Failed)
+            .map(|record| record.endpoint))
+    })
+    .await?;
+    // Before the retry is due, so that it is the probe.
+    if let Some(endpoint) = failed_to {
+        probe_now(&state, &endpoint).await?;
+    }
     let lookup = id.clone();
     let now = clock::now_ms();
     let outcome = blocking(&state, move |store| {

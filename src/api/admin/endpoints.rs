@@ -12,9 +12,9 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::blocking;
 use super::page_size::page_size;
 use super::views::EndpointView;
+use super::{blocking, probe_now};
 use crate::api::AppState;
 use crate::api::error::ApiError;
 use crate::api::extract::{Path, Query};
@@ -120,6 +120,7 @@ async fn set_paused(
     state.pauses.set(&endpoint.id, paused);
     drop(turn);
     if !paused {
+        probe_now(&state, &endpoint.id).await?;
         state.inboxes.wake(&endpoint.id, 0);
     }
     tracing::info!(endpoint = %endpoint.id, paused, "operator changed the endpoint's pause");
@@ -151,6 +152,7 @@ pub async fn retry_failed(
             .map(clock::unix_millis)
             .map_err(|_| ApiError::invalid_field(format!("`since` must be an RFC 3339 time, not `{text}`")))?,
     };
+    probe_now(&state, &endpoint.id).await?;
     // Cluster mode: the failed deliveries JetStream holds first, so a
     // JetStream that does not answer changes nothing here.
     let in_cluster = match &state.cluster {
@@ -199,6 +201,7 @@ pub async fn test(State(state): State<AppState>, Path(id): Path<String>) -> Resu
         received_at: clock::unix_millis(now),
     };
     let received_at = event.received_at;
+    probe_now(&state, &endpoint.id).await?;
     state.store.ingest(vec![event]).await?;
     state.inboxes.wake(&endpoint.id, received_at);
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": event_id }))))

@@ -8,6 +8,8 @@ use http::StatusCode;
 use serde_json::json;
 
 use crate::api::AppState;
+use crate::clock;
+use crate::dispatch::breaker::Circuit;
 
 /// 200 while the process runs.
 pub async fn healthz() -> impl IntoResponse {
@@ -29,7 +31,14 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// The Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, crate::api::error::ApiError> {
     let settings = state.settings();
-    let metrics = state.metrics.clone();
-    let text = super::blocking(&state, move |store| metrics.render(store, &settings)).await?;
+    let (metrics, limits) = (state.metrics.clone(), state.limits.clone());
+    let text = super::blocking(&state, move |store| {
+        let now = clock::now_ms();
+        let breakers = limits.breakers();
+        metrics.render(store, &settings, |endpoint| {
+            breakers.circuit(endpoint, now) != Circuit::Closed
+        })
+    })
+    .await?;
     Ok(([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }

@@ -66,6 +66,12 @@ pub fn router(state: AppState) -> Router {
 
 /// Runs store work off the async threads: listings and counts read many
 /// keys.
+/// An operator acts on `endpoint` (a retry, a test ping, a resume): an
+/// open circuit becomes half-open at once, so the next delivery probes.
+async fn probe_now(state: &AppState, endpoint: &str) -> Result<(), ApiError> {
+    Ok(state.limits.breakers().probe_now(endpoint, &state.store).await?)
+}
+
 async fn blocking<T: Send + 'static>(
     state: &AppState,
     work: impl FnOnce(&Store) -> Result<T, store::Error> + Send + 'static,

@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::api::AppState;
 use crate::clock;
 use crate::config::{Endpoint, Settings};
+use crate::dispatch::breaker::Circuit;
 use crate::dispatch::health::LastAttempt;
 use crate::dispatch::pauses::Pauses;
 use crate::store::{AttemptRecord, DeliveryRecord, DeliveryStatus};
@@ -22,7 +23,10 @@ pub struct EndpointView {
     /// This replica's, and in cluster mode also those JetStream holds.
     pub failed: usize,
     pub success_rate_1h: Option<f64>,
+    pub circuit: Circuit,
     pub concurrency: Option<usize>,
+    /// `"50/s"`, `"600/m"`, or null.
+    pub rate_limit: Option<String>,
     pub last_attempt: Option<LastAttemptView>,
     /// Cluster mode only: its deliveries parked in JetStream, across the
     /// cluster (`null` while JetStream does not answer).
@@ -49,7 +53,8 @@ impl From<LastAttempt> for LastAttemptView {
 
 impl EndpointView {
     pub fn new(endpoint: &Endpoint, state: &AppState, pending: usize, failed: usize) -> EndpointView {
-        let (success_rate_1h, last) = state.health.of(&endpoint.id, clock::now_ms());
+        let now = clock::now_ms();
+        let (success_rate_1h, last) = state.health.of(&endpoint.id, now);
         EndpointView {
             id: endpoint.id.clone(),
             tenant: endpoint.audience.as_written().map(str::to_owned),
@@ -60,7 +65,9 @@ impl EndpointView {
             pending,
             failed,
             success_rate_1h,
+            circuit: state.limits.breakers().circuit(&endpoint.id, now),
             concurrency: state.limits.concurrency(&endpoint.id),
+            rate_limit: endpoint.rate_limit.map(|limit| limit.to_string()),
             last_attempt: last.map(LastAttemptView::from),
             parked: None,
         }
