@@ -257,9 +257,12 @@ async fn send(
         }
         Err(error) => (None, Some(classify(error.as_ref())), None, Bytes::new()),
     };
-    permits.finish(signal);
     let now = clock::now_ms();
-    if let Some(change) = context.breaker.record(error_kind, now) {
+    // Before the permits go back: a delivery waiting for them must find
+    // the circuit as this outcome leaves it.
+    let change = context.breaker.record(error_kind, now);
+    permits.finish(signal);
+    if let Some(change) = change {
         circuit_changed(context, change).await;
     }
     let next = match error_kind {

@@ -106,6 +106,10 @@ impl Breaker {
         }
     }
 
+    pub fn is_closed(&self) -> bool {
+        self.state().open.is_none()
+    }
+
     /// Whether a delivery that came due may be sent; while a probe is in
     /// flight, waits for its outcome.
     pub async fn admit(self: &Arc<Self>) -> Admission {

@@ -211,12 +211,18 @@ impl Worker {
             ..
         } = self;
         let admitted = async {
-            match limits.breaker.admit().await {
-                Admission::Refuse => Pass::CircuitOpen,
-                Admission::Send(probe) => Pass::Send {
-                    permits: Permits::acquire(limits, global).await,
-                    probe,
-                },
+            loop {
+                match limits.breaker.admit().await {
+                    Admission::Refuse => return Pass::CircuitOpen,
+                    Admission::Send(probe) => {
+                        let permits = Permits::acquire(limits, global).await;
+                        if probe.is_some() || limits.breaker.is_closed() {
+                            return Pass::Send { permits, probe };
+                        }
+                        // The circuit opened while this delivery waited
+                        // for its permits: it is judged again.
+                    }
+                }
             }
         };
         let paused = async {

@@ -27,6 +27,7 @@ retry_schedule = []
 [delivery.breaker]
 failures = 2
 cooldown = "1h"
+max_cooldown = "1h"
 [[endpoints]]
 id = "crm"
 url = "{}"
