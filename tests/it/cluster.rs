@@ -16,7 +16,10 @@ use crate::support::test_config;
 
 /// One endpoint, retried every 2 s: with a `park_after` of 1 s, a
 /// subscriber that is down makes every delivery a long wait that is
-/// parked; with an hour, nothing is parked before SIGTERM.
+/// parked; with an hour, nothing is parked before SIGTERM. No circuit
+/// breaker: these tests are about where deliveries live, and each expects
+/// a subscriber back up to get them at their next retry, not at the next
+/// probe (`tests/it/breaker.rs` is about that).
 fn cluster_config(data: &Path, nats_url: &str, park_after: &str, subscriber: &Receiver) -> String {
     test_config(
         data,
@@ -26,6 +29,8 @@ fn cluster_config(data: &Path, nats_url: &str, park_after: &str, subscriber: &Re
 retry_schedule = ["2s", "2s", "2s", "2s", "2s", "2s", "2s", "2s", "2s", "2s", "2s", "2s", "2s", "2s", "2s"]
 retry_jitter = 0.0
 shutdown_grace = "2s"
+[delivery.breaker]
+failures = 0
 [cluster]
 nats_url = "{nats_url}"
 park_after = "{park_after}"
