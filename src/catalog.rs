@@ -11,6 +11,9 @@ use std::fmt;
 /// Reserved for the admin API's test pings; never in the catalog, never
 /// accepted by the ingest API.
 pub const TEST_EVENT: &str = "webhook.test";
+/// What the names of hookd's own events start with (operational events):
+/// never in the catalog.
+pub const HOOKD_EVENT_PREFIX: &str = "hookd.";
 
 /// The events the platform app may post.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +33,11 @@ impl Catalog {
                 errors.push((index, reason));
             } else if name == TEST_EVENT {
                 errors.push((index, format!("`{TEST_EVENT}` is reserved for test pings")));
+            } else if name.starts_with(HOOKD_EVENT_PREFIX) {
+                errors.push((
+                    index,
+                    format!("names starting with `{HOOKD_EVENT_PREFIX}` are hookd's own events"),
+                ));
             } else if !lookup.insert(name.clone()) {
                 errors.push((index, format!("`{name}` is listed twice")));
             }

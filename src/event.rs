@@ -118,6 +118,34 @@ pub fn wire_body(id: &str, event: &str, created_at: &str, data: &str) -> (Vec<u8
     (body, data_start..data_end)
 }
 
+/// An event hookd makes itself (a test ping, an operational event) for
+/// `endpoint` alone: its id and `created_at` are now's, `data` is a JSON
+/// object.
+pub fn made_by_hookd(
+    event: &str,
+    data: &str,
+    tenant: Option<String>,
+    endpoint: &str,
+    now: OffsetDateTime,
+) -> crate::store::NewEvent {
+    let id = generate_event_id(now);
+    let created_at = format_received_at(now);
+    let (body, data_range) = wire_body(&id, event, &created_at, data);
+    crate::store::NewEvent {
+        id,
+        id_generated: true,
+        event: event.to_owned(),
+        created_at,
+        created_at_given: false,
+        tenant,
+        body: body.into(),
+        data: data_range,
+        traceparent: None,
+        endpoints: vec![endpoint.to_owned()],
+        received_at: crate::clock::unix_millis(now),
+    }
+}
+
 fn push_json_string(out: &mut Vec<u8>, text: &str) {
     serde_json::to_writer(out, text).expect("writing a string to a Vec cannot fail");
 }

@@ -31,6 +31,7 @@ pub mod config;
 pub mod dispatch;
 pub mod event;
 pub mod metrics;
+pub mod operations;
 pub mod reload;
 pub mod sign;
 pub mod store;
@@ -57,6 +58,7 @@ use crate::dispatch::inbox::Inboxes;
 use crate::dispatch::limits::Limits;
 use crate::dispatch::pauses::Pauses;
 use crate::metrics::Metrics;
+use crate::operations::Operations;
 use crate::reload::Reloader;
 use crate::store::Store;
 
@@ -122,14 +124,18 @@ pub async fn run(
         let metrics = metrics.clone();
         move |took| metrics.store_write(took)
     });
+    let operations = Operations::new(store.clone(), inboxes.clone());
     let dispatcher = Dispatcher::start(
         &settings,
-        store.clone(),
-        inboxes.clone(),
-        pauses.clone(),
-        limits.clone(),
-        health.clone(),
-        metrics.clone(),
+        dispatch::Parts {
+            store: store.clone(),
+            inboxes: inboxes.clone(),
+            pauses: pauses.clone(),
+            limits: limits.clone(),
+            health: health.clone(),
+            metrics: metrics.clone(),
+            operations: operations.clone(),
+        },
     )
     .await?;
     let config_status = Arc::new(ConfigStatus::loaded_now());
@@ -178,6 +184,13 @@ pub async fn run(
         state.pauses.clone(),
     ));
     let recovery = tokio::spawn(store_recovery::recover_forever(store.clone()));
+    let backlog = tokio::spawn(operations::backlog::watch_forever(
+        store.clone(),
+        state.settings.clone(),
+        state.pauses.clone(),
+        operations.clone(),
+    ));
+    let summaries = tokio::spawn(operations.summarize_forever());
     let delivery = tokio::spawn(deliver_until_stopped(
         dispatcher,
         cluster,
@@ -189,12 +202,14 @@ pub async fn run(
     let admin = api::server::serve(listeners.admin, api::admin::router(state), stopped);
     let (ingest, admin) = tokio::join!(ingest, admin);
     delivery.await?;
-    sweeper.abort();
-    recovery.abort();
+    for task in [&sweeper, &recovery, &backlog, &summaries] {
+        task.abort();
+    }
     // Wait for the aborts, so their handles on the store are gone when
     // `run` is.
-    let _ = sweeper.await;
-    let _ = recovery.await;
+    for task in [sweeper, recovery, backlog, summaries] {
+        let _ = task.await;
+    }
     tokio::task::spawn_blocking(move || store.close()).await?;
     tracing::info!("hookd stopped");
     ingest.context("ingest API")?;

@@ -46,18 +46,20 @@ impl Endpoint {
     }
 
     /// Checks one `[[endpoints]]` entry, recording each problem under
-    /// `endpoints[index]`.
+    /// `endpoints[index]`. The `alert_endpoint` (of `[operations]`) may
+    /// subscribe to nothing: hookd's own events reach it all the same.
     pub fn from_file(
         file: &EndpointFile,
         index: usize,
         catalog: &Catalog,
+        alert_endpoint: Option<&str>,
         problems: &mut Problems<'_>,
     ) -> Option<Endpoint> {
         let key = |field: &str| format!("endpoints[{index}].{field}");
         let id = problems.check(key("id"), check_endpoint_id(&file.id));
         let url = problems.check(key("url"), parse_endpoint_url(&file.url));
         let mut events = Vec::new();
-        if file.events.is_empty() {
+        if file.events.is_empty() && alert_endpoint != Some(file.id.as_str()) {
             problems.add(key("events"), "subscribe to at least one event");
         }
         for (n, text) in file.events.iter().enumerate() {

@@ -25,6 +25,7 @@ pub struct ConfigFile {
     pub admin: AdminFile,
     pub storage: StorageFile,
     pub delivery: DeliveryFile,
+    pub operations: OperationsFile,
     pub telemetry: TelemetryFile,
     pub cluster: ClusterFile,
     pub endpoints: Vec<EndpointFile>,
@@ -81,6 +82,14 @@ pub struct BreakerFile {
     pub failures: u64,
     pub cooldown: String,
     pub max_cooldown: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationsFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_endpoint: Option<String>,
+    pub backlog_alert: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

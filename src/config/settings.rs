@@ -20,6 +20,7 @@ use super::file::{ConfigFile, EndpointFile};
 use super::fleet::Fleet;
 use super::http_url::parse_http_url;
 use super::include::IncludedFile;
+use super::operations::{OperationsSettings, operations_settings};
 use super::problems::{ConfigErrors, Locate, Problems};
 use crate::catalog::Catalog;
 
@@ -36,6 +37,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub storage: StorageSettings,
     pub delivery: DeliverySettings,
+    pub operations: OperationsSettings,
     pub telemetry: TelemetrySettings,
     /// Cluster mode's settings; `None`: standalone.
     pub cluster: Option<ClusterSettings>,
@@ -180,9 +182,16 @@ impl Settings {
         let mut endpoints = Vec::new();
         let main_source = locate("endpoints");
         ids.check(&main_source, &file.endpoints, &mut problems);
+        let alert_endpoint = file.operations.alert_endpoint.as_deref();
         if let Some(catalog) = &catalog {
             for (index, endpoint) in file.endpoints.iter().enumerate() {
-                endpoints.extend(Endpoint::from_file(endpoint, index, catalog, &mut problems));
+                endpoints.extend(Endpoint::from_file(
+                    endpoint,
+                    index,
+                    catalog,
+                    alert_endpoint,
+                    &mut problems,
+                ));
             }
         }
         for included_file in &included {
@@ -192,11 +201,17 @@ impl Settings {
             ids.check(&source, &included_file.endpoints, &mut here);
             if let Some(catalog) = &catalog {
                 for (index, endpoint) in included_file.endpoints.iter().enumerate() {
-                    endpoints.extend(Endpoint::from_file(endpoint, index, catalog, &mut here));
+                    endpoints.extend(Endpoint::from_file(endpoint, index, catalog, alert_endpoint, &mut here));
                 }
             }
             problems.merge(here);
         }
+        let every_id = file
+            .endpoints
+            .iter()
+            .chain(included.iter().flat_map(|file| &file.endpoints))
+            .map(|endpoint| endpoint.id.as_str());
+        let operations = operations_settings(&file.operations, every_id, &mut problems);
         problems.finish()?;
         let included_endpoints = included.iter().flat_map(|file| &file.endpoints);
         let mut referenced_files = secret_files(file.endpoints.iter().chain(included_endpoints));
@@ -210,6 +225,7 @@ impl Settings {
             admin: admin.expect(unchecked),
             storage: storage.expect(unchecked),
             delivery: delivery.expect(unchecked),
+            operations: operations.expect(unchecked),
             telemetry: telemetry.expect(unchecked),
             cluster: cluster.expect(unchecked),
             file,

@@ -20,8 +20,10 @@ use super::outcome::{ErrorKind, classify, read_snippet};
 use super::permits::Permits;
 use super::request::{self, Message, Target};
 use super::retry::{AfterFailure, RetryPolicy, parse_retry_after};
+use crate::catalog::HOOKD_EVENT_PREFIX;
 use crate::clock;
 use crate::metrics::Metrics;
+use crate::operations::{FailedDelivery, Operations};
 use crate::store::{self, AttemptRecord, Change, DeliveryStatus, Expect, NextStep, Store, Transition};
 
 /// How long hookd waits for the first 1 KiB of a response body.
@@ -37,6 +39,9 @@ pub struct AttemptContext {
     pub health: Arc<EndpointHealth>,
     /// This endpoint's circuit.
     pub breaker: Arc<Breaker>,
+    /// Where a delivery that failed for good and a change of the circuit
+    /// are reported.
+    pub operations: Arc<Operations>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -138,7 +143,10 @@ pub async fn attempt(
     };
     let endpoint = &context.target.endpoint;
     let tenant = outgoing.event.tenant.as_deref();
-    if !endpoint.audience.admits(tenant) {
+    // hookd's own events have no tenant and go to the alert endpoint
+    // whatever its tenant says.
+    let own_event = outgoing.event.event.starts_with(HOOKD_EVENT_PREFIX);
+    if !own_event && !endpoint.audience.admits(tenant) {
         let reason = format!(
             "the endpoint's tenant ({}) does not admit events of tenant {}",
             endpoint.audience,
@@ -277,7 +285,7 @@ async fn send(
         latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
         response_snippet: String::from_utf8_lossy(&snippet).into_owned(),
     };
-    record(context, id, outgoing.due_at, attempt, next, latency).await
+    record(context, id, outgoing, attempt, next, latency).await
 }
 
 /// The step after a failed attempt: the next one as the schedule (and a
@@ -319,7 +327,16 @@ async fn circuit_changed(context: &AttemptContext, change: CircuitChange) {
             cooldown_ms = open.cooldown_ms,
             "the probe failed: the endpoint's circuit is open again"
         ),
-        CircuitChange::Closed => tracing::info!(endpoint = %endpoint.id, tenant, "the endpoint's circuit closed"),
+        CircuitChange::Closed(_) => tracing::info!(endpoint = %endpoint.id, tenant, "the endpoint's circuit closed"),
+    }
+    match change {
+        CircuitChange::Opened(open) => context
+            .operations
+            .circuit_opened(endpoint, open.failures, open.cooldown_ms),
+        CircuitChange::Closed(open) => context
+            .operations
+            .circuit_closed(endpoint, open.failures, open.cooldown_ms),
+        CircuitChange::Reopened(_) => {}
     }
     if let Err(error) = context.breaker.persist(&context.store).await {
         tracing::error!(endpoint = %endpoint.id, %error, "cannot keep the circuit's state in the store");
@@ -339,7 +356,7 @@ async fn refuse(context: &AttemptContext, id: &str, outgoing: &Outgoing) -> Resu
         response_snippet: "the endpoint's circuit is open: no request was sent".to_owned(),
     };
     let next = next_after_failure(context, outgoing, None, now);
-    record(context, id, outgoing.due_at, attempt, next, Duration::ZERO).await
+    record(context, id, outgoing, attempt, next, Duration::ZERO).await
 }
 
 /// Fails a delivery that must not or cannot be sent (its stored records
@@ -369,7 +386,7 @@ async fn fail_without_request(
         latency_ms: 0,
         response_snippet: reason.to_owned(),
     };
-    record(context, id, outgoing.due_at, attempt, NextStep::Failed, Duration::ZERO).await
+    record(context, id, outgoing, attempt, NextStep::Failed, Duration::ZERO).await
 }
 
 /// Records an attempt's outcome: in the store, if the delivery is still
@@ -378,7 +395,7 @@ async fn fail_without_request(
 async fn record(
     context: &AttemptContext,
     id: &str,
-    due_at: u64,
+    outgoing: &Outgoing,
     attempt: AttemptRecord,
     next: NextStep,
     latency: Duration,
@@ -386,10 +403,10 @@ async fn record(
     let endpoint = &context.target.endpoint.id;
     log_outcome(endpoint, id, &attempt, next);
     context.health.record(&attempt);
-    let result = attempt.error_kind.clone();
+    let (result, number, status_code) = (attempt.error_kind.clone(), attempt.n, attempt.status_code);
     let transition = Transition {
         id: id.to_owned(),
-        expect: Expect::PendingDueAt(due_at),
+        expect: Expect::PendingDueAt(outgoing.due_at),
         change: Change::Attempted { attempt, next },
         now_ms: clock::now_ms(),
     };
@@ -402,11 +419,26 @@ async fn record(
         );
         return Ok(Attempted::Skipped);
     }
-    let result = result.as_deref().unwrap_or("success");
-    context.metrics.attempt(endpoint, result, latency.as_secs_f64());
+    context
+        .metrics
+        .attempt(endpoint, result.as_deref().unwrap_or("success"), latency.as_secs_f64());
     match next {
         NextStep::Succeeded => context.metrics.delivery_finished(endpoint, "succeeded"),
-        NextStep::Failed => context.metrics.delivery_finished(endpoint, "failed"),
+        NextStep::Failed => {
+            context.metrics.delivery_finished(endpoint, "failed");
+            let event = &outgoing.event;
+            context.operations.delivery_failed(
+                &context.target.endpoint,
+                &FailedDelivery {
+                    delivery_id: id,
+                    event_id: &event.event_id,
+                    event: &event.event,
+                    attempts: number,
+                    error_kind: result.as_deref(),
+                    status_code,
+                },
+            );
+        }
         NextStep::RetryAt(_) => {}
     }
     Ok(Attempted::Recorded(next))

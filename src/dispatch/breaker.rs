@@ -53,7 +53,8 @@ pub enum CircuitChange {
     Opened(OpenCircuit),
     /// A failed probe: open again, for longer.
     Reopened(OpenCircuit),
-    Closed,
+    /// Closed, after the open period it was in.
+    Closed(OpenCircuit),
 }
 
 /// One endpoint's circuit.
@@ -138,7 +139,7 @@ impl Breaker {
         let mut state = self.state();
         let Some(kind) = error else {
             state.failures = 0;
-            return state.open.take().map(|_| CircuitChange::Closed);
+            return state.open.take().map(CircuitChange::Closed);
         };
         if !kind.counts_toward_the_breaker() {
             return None;
@@ -337,7 +338,7 @@ mod tests {
         assert_eq!(cooldowns, [60_000, 100_000, 100_000]);
         // While open, a late failure changes nothing; a success closes.
         assert_eq!(breaker.record(Some(ErrorKind::Status), now + 1), None);
-        assert_eq!(breaker.record(None, now + 2), Some(CircuitChange::Closed));
+        assert!(matches!(breaker.record(None, now + 2), Some(CircuitChange::Closed(_))));
         assert_eq!(breaker.circuit(now + 2), Circuit::Closed);
     }
 

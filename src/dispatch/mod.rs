@@ -58,6 +58,7 @@ use self::retry::RetryPolicy;
 use self::worker::Worker;
 use crate::config::{BreakerSettings, DeliverySettings, Endpoint, Settings};
 use crate::metrics::Metrics;
+use crate::operations::Operations;
 use crate::store::Store;
 
 /// The running delivery side: one worker per enabled endpoint. A reload
@@ -66,12 +67,7 @@ use crate::store::Store;
 /// changed gets a new worker; one removed or disabled loses its worker, and
 /// its deliveries wait.
 pub struct Dispatcher {
-    store: Store,
-    inboxes: Arc<Inboxes>,
-    pauses: Arc<Pauses>,
-    limits: Arc<Limits>,
-    health: Arc<Health>,
-    metrics: Arc<Metrics>,
+    parts: Parts,
     /// The outbound client, and what it was built from.
     client: Option<(ClientInputs, HttpClient)>,
     /// Bumped each time the client is rebuilt: a worker on an older client
@@ -111,6 +107,18 @@ struct WorkerSpec {
     client_generation: u64,
 }
 
+/// What the dispatcher's workers share with the rest of hookd.
+pub struct Parts {
+    pub store: Store,
+    pub inboxes: Arc<Inboxes>,
+    pub pauses: Arc<Pauses>,
+    pub limits: Arc<Limits>,
+    pub health: Arc<Health>,
+    pub metrics: Arc<Metrics>,
+    /// Where failed deliveries and circuit changes are reported.
+    pub operations: Arc<Operations>,
+}
+
 struct RunningWorker {
     spec: WorkerSpec,
     stop: CancellationToken,
@@ -121,22 +129,9 @@ struct RunningWorker {
 impl Dispatcher {
     /// Starts a worker for each enabled endpoint. Fails only when the TLS
     /// setup cannot read `delivery.ca_file`.
-    pub async fn start(
-        settings: &Settings,
-        store: Store,
-        inboxes: Arc<Inboxes>,
-        pauses: Arc<Pauses>,
-        limits: Arc<Limits>,
-        health: Arc<Health>,
-        metrics: Arc<Metrics>,
-    ) -> Result<Dispatcher, ClientError> {
+    pub async fn start(settings: &Settings, parts: Parts) -> Result<Dispatcher, ClientError> {
         let mut dispatcher = Dispatcher {
-            store,
-            inboxes,
-            pauses,
-            limits,
-            health,
-            metrics,
+            parts,
             client: None,
             client_generation: 0,
             workers: HashMap::new(),
@@ -155,6 +150,9 @@ impl Dispatcher {
     pub async fn apply(&mut self, settings: &Settings) -> Result<(), ClientError> {
         let delivery = &settings.delivery;
         let client = self.client_for(delivery)?;
+        self.parts
+            .operations
+            .set_alert_endpoint(settings.operations.alert_endpoint.as_deref());
         // One stack for every worker: its layers are the same for all.
         let stack = Arc::new(endpoint_stack(client, delivery.timeout));
         self.global.resize(delivery.concurrency);
@@ -219,7 +217,8 @@ impl Dispatcher {
 
     fn worker(&self, spec: WorkerSpec, stack: &Arc<EndpointStack>) -> Worker {
         let endpoint = spec.endpoint;
-        let limits = self.limits.of(
+        let parts = &self.parts;
+        let limits = parts.limits.of(
             &endpoint.id,
             spec.endpoint_concurrency,
             endpoint.rate_limit,
@@ -230,16 +229,17 @@ impl Dispatcher {
             stack: stack.clone(),
             global: self.global.clone(),
             context: Arc::new(AttemptContext {
-                store: self.store.clone(),
+                store: parts.store.clone(),
                 breaker: limits.breaker.clone(),
-                health: self.health.of_endpoint(&endpoint.id),
+                health: parts.health.of_endpoint(&endpoint.id),
                 target: Arc::new(Target::new(endpoint.clone())),
                 retry: spec.retry,
-                metrics: self.metrics.clone(),
+                metrics: parts.metrics.clone(),
+                operations: parts.operations.clone(),
             }),
             limits,
-            inbox: self.inboxes.get(&endpoint.id),
-            paused: self.pauses.watch(),
+            inbox: parts.inboxes.get(&endpoint.id),
+            paused: parts.pauses.watch(),
         }
     }
 

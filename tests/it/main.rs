@@ -21,6 +21,7 @@ mod ingest_batch;
 mod limits;
 mod logs;
 mod metrics;
+mod operations;
 mod races;
 mod rate_limit;
 mod reload;

@@ -3,23 +3,16 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use hookd::store::DeliveryStatus;
-use sha2::Sha256;
 
 use crate::support::receiver::{Receiver, Reply};
 use crate::support::sidecar::Sidecar;
+use crate::support::signature;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
 fn endpoint(id: &str, url: &str, secret: &str) -> String {
     format!("[[endpoints]]\nid = \"{id}\"\nurl = \"{url}\"\nevents = [\"*\"]\nsecret = \"{secret}\"\n")
-}
-
-fn signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
 }
 
 #[tokio::test]

@@ -22,8 +22,7 @@ use crate::api::json_body::read_json_body;
 use crate::catalog::TEST_EVENT;
 use crate::clock;
 use crate::config::Endpoint;
-use crate::event::{format_received_at, generate_event_id, wire_body};
-use crate::store::NewEvent;
+use crate::event::made_by_hookd;
 use crate::tenant::Audience;
 
 /// The largest body the admin POSTs take.
@@ -177,30 +176,15 @@ pub async fn retry_failed(
 /// Sends a signed `webhook.test` event to this endpoint only.
 pub async fn test(State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let endpoint = find(&state, &id)?;
-    let now = OffsetDateTime::now_utc();
-    let event_id = generate_event_id(now);
-    let created_at = format_received_at(now);
     let data = r#"{"message":"A test webhook from hookd. No action is needed."}"#;
-    let (body, data_range) = wire_body(&event_id, TEST_EVENT, &created_at, data);
-    let event = NewEvent {
-        id: event_id.clone(),
-        id_generated: true,
-        event: TEST_EVENT.to_owned(),
-        created_at,
-        created_at_given: false,
-        // The ping belongs to the endpoint's own tenant, so the check
-        // before each attempt admits it.
-        tenant: match &endpoint.audience {
-            Audience::Tenant(id) => Some(id.clone()),
-            Audience::Everyone | Audience::Untenanted => None,
-        },
-        body: body.into(),
-        data: data_range,
-        traceparent: None,
-        endpoints: vec![endpoint.id.clone()],
-        received_at: clock::unix_millis(now),
+    // The ping belongs to the endpoint's own tenant, so the check before
+    // each attempt admits it.
+    let tenant = match &endpoint.audience {
+        Audience::Tenant(id) => Some(id.clone()),
+        Audience::Everyone | Audience::Untenanted => None,
     };
-    let received_at = event.received_at;
+    let event = made_by_hookd(TEST_EVENT, data, tenant, &endpoint.id, OffsetDateTime::now_utc());
+    let (event_id, received_at) = (event.id.clone(), event.received_at);
     probe_now(&state, &endpoint.id).await?;
     state.store.ingest(vec![event]).await?;
     state.inboxes.wake(&endpoint.id, received_at);

@@ -61,6 +61,15 @@ events = ["payment.*"]
 secret = "billing secret"
 "#;
 
+/// `X-Webhook-Signature` as a subscriber computes it: HMAC-SHA256 of the
+/// body with the secret's bytes, in lowercase hex.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// Polls `check` every 20 ms until it gives a value; panics after
 /// `patience`.
 pub async fn eventually<T>(patience: std::time::Duration, mut check: impl FnMut() -> Option<T>) -> T {
