@@ -182,6 +182,7 @@ pub async fn run(
         store.clone(),
         state.settings.clone(),
         state.pauses.clone(),
+        operations.clone(),
     ));
     let recovery = tokio::spawn(store_recovery::recover_forever(store.clone()));
     let backlog = tokio::spawn(operations::backlog::watch_forever(

@@ -454,6 +454,24 @@ events = ["payment.*"]"#;
             "delivery.breaker.max_cooldown: `1m` is shorter than the cooldown (`10m`)",
         ),
         case(
+            "an alert endpoint that is not there",
+            &format!(
+                "[operations]\nalert_endpoint = \"ops\"\n{}",
+                endpoint(&format!("{good}\nsecret = \"s\""))
+            ),
+            "operations.alert_endpoint: no endpoint has the id `ops`",
+        ),
+        case(
+            "hookd's own event names in the catalog",
+            "events = [\"payment.completed\", \"hookd.delivery.failed\"]\n",
+            "events[1]: names starting with `hookd.` are hookd's own events",
+        ),
+        case(
+            "an endpoint subscribed to nothing that is not the alert endpoint",
+            &endpoint("id = \"crm\"\nurl = \"https://crm.example.com\"\nevents = []\nsecret = \"s\""),
+            "endpoints[0].events: subscribe to at least one event",
+        ),
+        case(
             "a batch past a million",
             "[ingest]\nmax_batch_events = 1000001\n",
             "ingest.max_batch_events: 1000001 is out of range",

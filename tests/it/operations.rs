@@ -153,3 +153,20 @@ async fn a_backlog_raises_one_event_an_hour() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(events(&ops, "hookd.endpoint.backlog").len(), 1, "at most one an hour");
 }
+
+#[tokio::test]
+async fn a_delivery_that_expires_on_a_paused_endpoint_is_reported() {
+    let (crm, ops) = (Receiver::start().await, Receiver::start().await);
+    let sidecar = Sidecar::start(&config(&crm, &ops, "[storage]\nretention = \"1s\"")).await;
+    let paused = sidecar
+        .http
+        .post_json(&format!("{}/v1/endpoints/crm/pause", sidecar.admin), "{}")
+        .await;
+    assert_eq!(paused.status, 200);
+    let id = sidecar.post_event(PAYMENT).await;
+    let failed = wait_for_events(&ops, "hookd.delivery.failed", 1).await;
+    assert_eq!(failed[0]["event_id"], id.as_str());
+    assert_eq!(failed[0]["error_kind"], "expired");
+    assert_eq!(failed[0]["status_code"], Value::Null);
+    assert!(crm.received().is_empty());
+}

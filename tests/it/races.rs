@@ -115,7 +115,11 @@ async fn an_attempt_recorded_while_the_sweeper_expires_is_never_overwritten() {
         let now = START + 26 * HOUR_MS;
         let sweeper = {
             let store = store.clone();
-            std::thread::spawn(move || hookd::sweeper::expire_waiting(&store, &|_| false, now, 24 * HOUR_MS).unwrap())
+            std::thread::spawn(move || {
+                hookd::sweeper::expire_waiting(&store, &|_| false, now, 24 * HOUR_MS)
+                    .unwrap()
+                    .len()
+            })
         };
         let worker = {
             let (store, ids) = (store.clone(), ids.clone());

@@ -161,7 +161,7 @@ async fn deliveries_waiting_too_long_on_an_inactive_endpoint_expire() {
     let now = START + 26 * HOUR_MS;
     assert_eq!(
         hookd::sweeper::expire_waiting(&store, &active, now, 24 * HOUR_MS).unwrap(),
-        1
+        ["evt_old.gone"]
     );
     let expired = store.delivery("evt_old.gone").unwrap().unwrap();
     assert_eq!(
@@ -183,7 +183,9 @@ async fn deliveries_waiting_too_long_on_an_inactive_endpoint_expire() {
     );
     assert_eq!(store.failed_since("gone", 0).unwrap(), vec!["evt_old.gone".to_owned()]);
     assert_eq!(
-        hookd::sweeper::expire_waiting(&store, &active, now, 24 * HOUR_MS).unwrap(),
+        hookd::sweeper::expire_waiting(&store, &active, now, 24 * HOUR_MS)
+            .unwrap()
+            .len(),
         0,
         "done once"
     );
