@@ -180,6 +180,7 @@ fn parcel_size() -> usize {
                 data_end: 180,
                 traceparent: None,
                 tenant: None,
+                ordering_key: None,
             },
             body: body.to_vec(),
         },

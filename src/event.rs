@@ -138,6 +138,8 @@ pub fn made_by_hookd(
         created_at,
         created_at_given: false,
         tenant,
+        ordering_key: None,
+        keyed_endpoints: Vec::new(),
         body: body.into(),
         data: data_range,
         traceparent: None,

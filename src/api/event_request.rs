@@ -33,6 +33,8 @@ struct Fields<'a> {
     created_at: Option<&'a RawValue>,
     #[serde(borrow)]
     tenant: Option<&'a RawValue>,
+    #[serde(borrow)]
+    ordering_key: Option<&'a RawValue>,
 }
 
 /// What one request shares between its events.
@@ -54,6 +56,9 @@ pub fn parse_batch_item(item: &RawValue, index: usize, context: &Context<'_>) ->
         .map_err(|error| ApiError::invalid_field(format!("events[{index}]: {error}")).at(index))?;
     build(fields, context).map_err(|error| error.at(index))
 }
+
+/// The longest `ordering_key`, in bytes.
+const MAX_ORDERING_KEY_BYTES: usize = 256;
 
 fn build(fields: Fields<'_>, context: &Context<'_>) -> Result<NewEvent, ApiError> {
     let event = required_string(fields.event, "event")?;
@@ -104,8 +109,34 @@ fn build(fields: Fields<'_>, context: &Context<'_>) -> Result<NewEvent, ApiError
         }
         None => None,
     };
+    let ordering_key = match fields.ordering_key {
+        Some(raw) => {
+            let key = string_field(raw, "ordering_key")?;
+            if key.is_empty() || key.len() > MAX_ORDERING_KEY_BYTES {
+                return Err(ApiError::invalid_field(format!(
+                    "`ordering_key` must be 1 to {MAX_ORDERING_KEY_BYTES} bytes of UTF-8"
+                )));
+            }
+            Some(key)
+        }
+        None => None,
+    };
     let (body, data_range) = wire_body(&id, &event, &created_at, data);
     let endpoints = context.settings.endpoints.routed(&event, tenant.as_deref());
+    let keyed_endpoints = match ordering_key {
+        Some(_) => endpoints
+            .iter()
+            .filter(|id| {
+                context
+                    .settings
+                    .endpoints
+                    .get(id)
+                    .is_some_and(|endpoint| endpoint.ordered)
+            })
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(NewEvent {
         id,
         id_generated,
@@ -113,6 +144,8 @@ fn build(fields: Fields<'_>, context: &Context<'_>) -> Result<NewEvent, ApiError
         created_at,
         created_at_given,
         tenant,
+        ordering_key,
+        keyed_endpoints,
         body: body.into(),
         data: data_range,
         traceparent: context.traceparent.map(str::to_owned),

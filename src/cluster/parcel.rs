@@ -151,6 +151,7 @@ mod tests {
                     data_end: 98,
                     traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
                     tenant: Some("acme".into()),
+                    ordering_key: None,
                 },
                 body: body.to_vec(),
             },

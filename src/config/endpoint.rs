@@ -31,6 +31,9 @@ pub struct Endpoint {
     pub enabled: bool,
     /// How often this hookd may send to it; none: as fast as it answers.
     pub rate_limit: Option<RateLimit>,
+    /// `ordering = "key"`: its deliveries of events with the same
+    /// `ordering_key` go one at a time, in stored order.
+    pub ordered: bool,
     /// Static headers added to every request, none of them reserved.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Also send the Standard Webhooks headers.
@@ -67,6 +70,17 @@ impl Endpoint {
         }
         let audience = problems.check(key("tenant"), Audience::parse(file.tenant.as_deref()));
         let secret = problems.check(key("secret"), secret::resolve(file.secret_source()));
+        let ordered = match file.ordering.as_str() {
+            "key" => true,
+            "none" => false,
+            other => {
+                problems.add(
+                    key("ordering"),
+                    format!("unknown ordering `{other}` (use \"key\" or \"none\")"),
+                );
+                false
+            }
+        };
         let rate_limit = file
             .rate_limit
             .as_deref()
@@ -114,6 +128,7 @@ impl Endpoint {
             secret: secret?,
             enabled: file.enabled,
             rate_limit,
+            ordered,
             headers,
             standard_webhooks,
             previous_secrets,

@@ -138,6 +138,9 @@ pub struct EndpointFile {
     /// `"N/s"` or `"N/m"`; none: as fast as the endpoint answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<String>,
+    /// `"key"`: one delivery at a time per `ordering_key`; `"none"`.
+    #[serde(default = "default_ordering")]
+    pub ordering: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     #[serde(default = "default_signatures")]
@@ -190,6 +193,10 @@ impl PreviousSecretFile {
 
 fn default_true() -> bool {
     true
+}
+
+fn default_ordering() -> String {
+    "none".to_owned()
 }
 
 fn default_signatures() -> Vec<String> {

@@ -174,6 +174,7 @@ mod tests {
             secret: Secret::new("s"),
             enabled,
             rate_limit: None,
+            ordered: false,
             headers: Vec::new(),
             standard_webhooks: false,
             previous_secrets: Vec::new(),

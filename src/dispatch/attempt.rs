@@ -91,6 +91,15 @@ impl Job {
         }
     }
 
+    /// The key whose order it holds a place in: the next of that key may
+    /// go once it is finished.
+    pub fn order_key(&self) -> Option<&str> {
+        match self {
+            Job::Fresh(_) => None,
+            Job::Stored { outgoing, .. } | Job::Unsendable { outgoing, .. } => outgoing.order_key.as_deref(),
+        }
+    }
+
     /// Its place in the queue: the due time the store holds.
     pub fn due_at(&self) -> u64 {
         match self {
@@ -110,6 +119,8 @@ pub struct Outgoing {
     number: u32,
     /// An operator's retry: if it fails, the delivery fails.
     manual_retry: bool,
+    /// The `ordering_key` whose order it has a place in, if any.
+    order_key: Option<String>,
 }
 
 /// Makes one attempt of `job` through `stack`, as `pass` lets it.
@@ -133,6 +144,7 @@ pub async fn attempt(
                 due_at: handed_over.event.received_at,
                 number: 1,
                 manual_retry: false,
+                order_key: None,
             };
             &fresh
         }
@@ -199,6 +211,7 @@ pub fn load(store: &Store, endpoint: &str, claim: Claim, due_at: u64) -> Result<
         due_at: delivery.next_attempt_at,
         number: delivery.attempt_count + 1,
         manual_retry: delivery.manual_retry,
+        order_key: delivery.order.as_ref().map(|place| place.key.clone()),
     };
     let unsendable = |claim, reason: &str| Job::Unsendable {
         claim,

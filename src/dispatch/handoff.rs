@@ -5,7 +5,10 @@
 //!
 //! A delivery whose endpoint has no worker taking from its inbox, or that
 //! is claimed already (a resubmission of an event being sent), is not
-//! claimed: the store has it, and a wake tells the worker where.
+//! claimed: the store has it, and a wake tells the worker where. Nor is a
+//! keyed delivery of an endpoint with `ordering = "key"`: it may have to
+//! wait for an earlier one of its key, which only the store knows, so its
+//! worker reads it from there.
 
 use std::sync::Arc;
 
@@ -33,7 +36,8 @@ impl Handoff {
                     .iter()
                     .map(|endpoint| {
                         let inbox = inboxes.get(endpoint);
-                        let claim = if inbox.is_open() {
+                        let keyed = event.ordering_key.is_some() && event.keyed_endpoints.contains(endpoint);
+                        let claim = if inbox.is_open() && !keyed {
                             inbox.claim(&delivery_id(&event.id, endpoint))
                         } else {
                             None

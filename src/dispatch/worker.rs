@@ -123,6 +123,13 @@ impl Worker {
             jobs_move_cursor: true,
         };
         self.inbox.open();
+        if !self.context.target.endpoint.ordered {
+            tokio::spawn(release_waiting(
+                self.context.store.clone(),
+                self.endpoint.clone(),
+                self.inbox.clone(),
+            ));
+        }
         'work: while !stop.is_cancelled() {
             while attempts.try_join_next().is_some() {}
             if self.paused.borrow().contains(&self.endpoint) {
@@ -343,16 +350,37 @@ fn read_queue(
     Ok(read)
 }
 
+/// The endpoint does not order (any more): its deliveries that wait for
+/// their key go, and the worker is woken for them.
+async fn release_waiting(store: Store, endpoint: String, inbox: Arc<Inbox>) {
+    let reading = store.clone();
+    let waiting = tokio::task::spawn_blocking(move || reading.waiting_in_order(&endpoint))
+        .await
+        .expect("the read does not panic");
+    match waiting {
+        Ok(waiting) if waiting.is_empty() => {}
+        Ok(waiting) => {
+            store.take_turns(waiting, true).await;
+            inbox.wake(0);
+        }
+        Err(error) => tracing::warn!(%error, "cannot read the deliveries that wait for their key"),
+    }
+}
+
 /// One attempt, with what follows it: a retry's due time wakes the
 /// worker; a failure to record it makes it due again a little later.
 async fn run_attempt(context: Arc<AttemptContext>, stack: EndpointStack, pass: Pass, job: Job, inbox: Arc<Inbox>) {
     let result = attempt(&context, stack, pass, &job).await;
     let due_at = job.due_at();
+    let order_key = job.order_key().map(str::to_owned);
     // Its claim is given back here, also if the attempt panicked.
     let id = job.id().to_owned();
     drop(job);
     match result {
         Ok(Attempted::Recorded(NextStep::RetryAt(at))) => inbox.wake(at),
+        // The next delivery of its key was made due with this outcome's
+        // write, at its time, which is no earlier than this one's due time.
+        Ok(Attempted::Recorded(NextStep::Succeeded | NextStep::Failed)) if order_key.is_some() => inbox.wake(due_at),
         Ok(_) => {}
         Err(error) => {
             tracing::error!(delivery = %id, %error, "cannot record an attempt; it will be made again");

@@ -76,6 +76,10 @@ impl DeliveryCounts {
                 counts.add(&endpoint, share, 1);
             }
         }
+        // Keyed deliveries that wait for their key have no `due` entry.
+        for endpoint in super::ordering::waiting_endpoints(db) {
+            counts.add(&endpoint?, Share::Pending, 1);
+        }
         Ok(counts)
     }
 

@@ -41,6 +41,7 @@ use rocksdb::{DB, WriteBatch};
 
 use super::attempts::{self, AttemptRecord, NextStep};
 use super::keys::{self, Finished};
+use super::ordering;
 use super::records::{DeliveryRecord, DeliveryStatus, EventRecord};
 use super::{Durability, Error, cf, column_family, with_prefix};
 
@@ -55,6 +56,8 @@ pub enum Expect {
     FinishedBefore(u64),
     /// Not stored.
     Absent,
+    /// Pending, waiting for its key.
+    Waiting,
 }
 
 impl Expect {
@@ -66,6 +69,9 @@ impl Expect {
                 record.status.is_finished() && record.finished_at.is_some_and(|at| at < cutoff)
             }
             Expect::Absent => false,
+            Expect::Waiting => {
+                record.status == DeliveryStatus::Pending && record.order.as_ref().is_some_and(|place| place.waits)
+            }
         }
     }
 }
@@ -96,6 +102,10 @@ pub enum Change {
     /// all parked) with its `finished` entry: the transition's id is the
     /// event's. One that has a delivery again (adopted back) keeps it.
     QuietEventSwept { finished_key: Vec<u8> },
+    /// A keyed delivery that waits for its key ([`super::ordering`]) is
+    /// made due, if no earlier delivery of its key is pending, or whatever
+    /// is pending when `unordered` (its endpoint no longer orders).
+    TakeTurn { unordered: bool },
 }
 
 /// A change to apply: to which delivery, expecting what, at what time.
@@ -174,7 +184,9 @@ pub(super) fn plan(
     }
     let Some(before) = current(db, overlay, &id)? else {
         return match change {
-            Change::Adopted { record, event } if expect == Expect::Absent => {
+            Change::Adopted { mut record, event } if expect == Expect::Absent => {
+                // Its place in another replica's order means nothing here.
+                record.order = None;
                 adopt(db, batch, &id, &record, &event)?;
                 overlay.insert(id, Some((*record).clone()));
                 Ok(Planned {
@@ -191,6 +203,22 @@ pub(super) fn plan(
     }
     // Every read before the first entry is added, so a failed read leaves
     // nothing of this transition in the group's write.
+    if let Change::TakeTurn { unordered } = change
+        && !unordered
+        && earlier_of_key_pending(db, overlay, &id, &before)?
+    {
+        return Ok(unchanged(Applied::Stale));
+    }
+    // A delivery of a key that finishes or leaves lets the next one go.
+    let ends = match &change {
+        Change::Attempted { next, .. } => matches!(next, NextStep::Succeeded | NextStep::Failed),
+        Change::Parked => true,
+        _ => false,
+    };
+    let next_of_key = match &before.order {
+        Some(place) if ends && !place.waits => next_waiting_of_key(db, overlay, &id, &before)?,
+        _ => None,
+    };
     let swept = matches!(change, Change::Swept);
     let leaves = swept || matches!(change, Change::Parked);
     let last_of_event = leaves && !has_other_deliveries(db, overlay, &id, &before)?;
@@ -221,9 +249,17 @@ pub(super) fn plan(
             let_go(db, batch, &id, &before, last_of_event.then_some(now_ms));
             (None, Durability::Written, false)
         }
+        Change::TakeTurn { .. } => (Some(released(&before, now_ms)), Durability::Written, false),
         // Their `expect` is `Absent`, which no stored record meets.
         Change::Adopted { .. } | Change::QuietEventSwept { .. } => unreachable!("expects no record"),
     };
+    if let Some((next_id, next)) = next_of_key {
+        let after_next = released(&next, now_ms);
+        unindex(db, batch, &next_id, &next);
+        index(db, batch, &next_id, &after_next);
+        batch.put_cf(column_family(db, cf::DELIVERIES), &next_id, after_next.encode());
+        overlay.insert(next_id, Some(after_next));
+    }
     if let (Some(after), Some(mut apart)) = (&mut after, moved_in) {
         delete_attempts_apart(db, batch, &id);
         apart.append(&mut after.attempts);
@@ -275,6 +311,63 @@ fn attempted(before: &DeliveryRecord, n: u32, next: NextStep, now_ms: u64) -> De
     after
 }
 
+/// A delivery that waited for its key, due at `now_ms`.
+fn released(before: &DeliveryRecord, now_ms: u64) -> DeliveryRecord {
+    let mut after = before.clone();
+    if let Some(place) = &mut after.order {
+        place.waits = false;
+    }
+    after.next_attempt_at = now_ms;
+    after
+}
+
+/// Whether a delivery of `record`'s key stored before it is pending, as
+/// the group has left it or as stored.
+fn earlier_of_key_pending(db: &DB, overlay: &Overlay, id: &str, record: &DeliveryRecord) -> Result<bool, Error> {
+    let Some(place) = &record.order else {
+        return Ok(false);
+    };
+    for entry in ordering::entries(db, &ordering::group_prefix(&record.endpoint, &place.key)) {
+        let (_, other) = entry?;
+        if other == id {
+            return Ok(false);
+        }
+        if current(db, overlay, &other)?.is_some_and(|earlier| earlier.status == DeliveryStatus::Pending) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The first delivery of `record`'s key after it that waits, with its
+/// record, if no other pending one stands between.
+fn next_waiting_of_key(
+    db: &DB,
+    overlay: &Overlay,
+    id: &str,
+    record: &DeliveryRecord,
+) -> Result<Option<(String, DeliveryRecord)>, Error> {
+    let Some(place) = &record.order else {
+        return Ok(None);
+    };
+    for entry in ordering::entries(db, &ordering::group_prefix(&record.endpoint, &place.key)) {
+        let (_, other) = entry?;
+        if other == id {
+            continue;
+        }
+        match current(db, overlay, &other)? {
+            Some(next) if next.status == DeliveryStatus::Pending => {
+                let waits = next.order.as_ref().is_some_and(|place| place.waits);
+                return Ok(waits.then_some((other, next)));
+            }
+            // Finished or gone earlier in this group: its entry goes with
+            // this write.
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
 /// The delivery after an operator's retry at `now_ms`.
 fn retried(before: &DeliveryRecord, now_ms: u64) -> DeliveryRecord {
     let mut after = before.clone();
@@ -283,6 +376,8 @@ fn retried(before: &DeliveryRecord, now_ms: u64) -> DeliveryRecord {
     after.next_attempt_at = now_ms;
     after.updated_at = now_ms;
     after.manual_retry = true;
+    // It neither waits for its key nor is waited for.
+    after.order = None;
     after
 }
 
@@ -387,8 +482,9 @@ fn event_has_deliveries(db: &DB, overlay: &Overlay, event_id: &str, except: Opti
     Ok(false)
 }
 
-/// The index entries `record` has: `due` while pending; `finished` (and
-/// `failed`) once finished.
+/// The index entries `record` has: `due` (and its place in its key's
+/// order, if it has one) while pending; `finished` (and `failed`) once
+/// finished.
 fn index_entries(id: &str, record: &DeliveryRecord) -> Vec<(&'static str, Vec<u8>)> {
     match record.finished_at {
         Some(at) if record.status.is_finished() => {
@@ -398,10 +494,22 @@ fn index_entries(id: &str, record: &DeliveryRecord) -> Vec<(&'static str, Vec<u8
             }
             entries
         }
-        _ => vec![(
-            cf::DUE,
-            keys::endpoint_timed(&record.endpoint, record.next_attempt_at, id),
-        )],
+        _ => {
+            let mut entries = Vec::with_capacity(2);
+            if record.order.as_ref().is_none_or(|place| !place.waits) {
+                entries.push((
+                    cf::DUE,
+                    keys::endpoint_timed(&record.endpoint, record.next_attempt_at, id),
+                ));
+            }
+            if let Some(place) = &record.order {
+                entries.push((
+                    rocksdb::DEFAULT_COLUMN_FAMILY_NAME,
+                    ordering::entry(&record.endpoint, place, id),
+                ));
+            }
+            entries
+        }
     }
 }
 
@@ -415,6 +523,10 @@ fn unindex(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord) {
 /// Adds the index entries `record` needs.
 fn index(db: &DB, batch: &mut WriteBatch, id: &str, record: &DeliveryRecord) {
     for (family, key) in index_entries(id, record) {
-        batch.put_cf(column_family(db, family), key, []);
+        let value = match &record.order {
+            Some(place) if family == rocksdb::DEFAULT_COLUMN_FAMILY_NAME => ordering::entry_value(place),
+            _ => &[],
+        };
+        batch.put_cf(column_family(db, family), key, value);
     }
 }

@@ -72,6 +72,7 @@ mod counts;
 mod keys;
 mod lifecycle;
 mod operator;
+mod ordering;
 mod parking;
 mod queries;
 mod records;
@@ -93,6 +94,7 @@ pub use circuits::OpenCircuit;
 pub use keys::delivery_id;
 pub use lifecycle::{Applied, Change, Expect, Transition};
 pub use operator::RetryError;
+pub use ordering::OrderPlace;
 pub use parking::{Park, Parkable};
 pub use records::{DeliveryRecord, DeliveryStatus, EventMeta, EventRecord};
 pub use retention::SweepStats;
@@ -189,6 +191,7 @@ impl Store {
     /// Opens (or creates) the store at `path` and starts its writer.
     pub fn open(path: &Path) -> Result<Store, Error> {
         let db = Arc::new(open_db(path)?);
+        release_stranded(&db)?;
         let counters = Arc::new(writer::Counters::default());
         let counts = Arc::new(counts::DeliveryCounts::count(&db)?);
         let failed = Arc::new(AtomicBool::new(false));
@@ -259,6 +262,7 @@ impl Store {
         }
         let db = Arc::new(open_db(&self.path)?);
         self.undo_failed_writes(&db)?;
+        release_stranded(&db)?;
         let started = writer::Writer::start(Arc::downgrade(&db), self.writer_shared())?;
         let changes = change_writer::ChangeWriter::start(Arc::downgrade(&db), self.change_writer_shared())?;
         let mut writer = self.writer.write().expect("writer lock");
@@ -356,7 +360,49 @@ impl Store {
             .as_ref()
             .map(writer::Writer::sender)
             .ok_or_else(|| IngestError::Store(self.unavailable()))?;
-        writer::submit(&sender, events).await
+        let keyed: Vec<String> = events
+            .iter()
+            .filter(|event| event.ordering_key.is_some())
+            .flat_map(|event| {
+                event
+                    .keyed_endpoints
+                    .iter()
+                    .map(|endpoint| keys::delivery_id(&event.id, endpoint))
+            })
+            .collect();
+        let outcomes = writer::submit(&sender, events).await?;
+        if !keyed.is_empty() {
+            // A duplicate's deliveries took their turn when first stored:
+            // this one finds them not waiting, and changes nothing.
+            self.take_turns(keyed, false).await;
+        }
+        Ok(outcomes)
+    }
+
+    /// Makes each of `ids` that waits for its key due, if no earlier one of
+    /// its key is pending (or at all, when `unordered`); see
+    /// [`ordering`]. A failure is logged: the turn is taken at the next
+    /// open.
+    pub async fn take_turns(&self, ids: Vec<String>, unordered: bool) {
+        let now_ms = crate::clock::now_ms();
+        let transitions = ids
+            .into_iter()
+            .map(|id| Transition {
+                id,
+                expect: Expect::Waiting,
+                change: Change::TakeTurn { unordered },
+                now_ms,
+            })
+            .collect();
+        let store = self.clone();
+        let results = tokio::task::spawn_blocking(move || store.transition_all(transitions))
+            .await
+            .expect("applying transitions does not panic");
+        for result in results {
+            if let Err(error) = result {
+                tracing::error!(%error, "a keyed delivery could not take its turn; it will at the next start");
+            }
+        }
     }
 
     /// Synced writes and the new events they stored, since open.
@@ -573,6 +619,19 @@ fn open_db(path: &Path) -> Result<DB, Error> {
     })?;
     check_schema(&db)?;
     Ok(db)
+}
+
+/// Lets go the keyed deliveries whose turn a crash (or a failed write)
+/// kept from being taken ([`ordering::release_stranded`]).
+fn release_stranded(db: &DB) -> Result<(), Error> {
+    let released = ordering::release_stranded(db, crate::clock::now_ms())?;
+    if released > 0 {
+        tracing::info!(
+            deliveries = released,
+            "keyed deliveries whose turn was never taken are due"
+        );
+    }
+    Ok(())
 }
 
 /// Takes sole ownership of `db` and closes it, once the reads that hold it

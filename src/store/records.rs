@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Error;
 use super::attempts::AttemptRecord;
+use super::ordering::OrderPlace;
 
 const FORMAT_V1: u8 = 1;
 /// Delivery records with their attempts inside.
@@ -49,6 +50,9 @@ pub struct EventMeta {
     /// before tenants: those events have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// The app's `ordering_key`, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
 }
 
 impl EventRecord {
@@ -148,6 +152,11 @@ pub struct DeliveryRecord {
     /// by delivery id), not its event's. Kept when the record is rewritten.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recent_per_delivery: bool,
+    /// Its place in its key's order, when its endpoint had `ordering =
+    /// "key"` as ingest stored it and its event an `ordering_key`
+    /// ([`super::ordering`]); none once an operator retries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<OrderPlace>,
 }
 
 impl DeliveryRecord {
@@ -168,6 +177,7 @@ impl DeliveryRecord {
             attempts: Vec::new(),
             attempts_apart: false,
             recent_per_delivery: false,
+            order: None,
         }
     }
 
@@ -219,6 +229,7 @@ mod tests {
                 data_end: range.end,
                 traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
                 tenant: Some("acme".into()),
+                ordering_key: Some("student_xyz789".into()),
             },
             body,
         };

@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::counts::DeliveryCounts;
 use super::keys::{self, Finished};
+use super::ordering::{self, OrderPlace};
 use super::records::{DeliveryRecord, EventMeta, EventRecord};
 use super::{Durability, Error, cf, column_family};
 
@@ -51,6 +52,10 @@ pub struct NewEvent {
     pub created_at_given: bool,
     /// The platform customer it belongs to.
     pub tenant: Option<String>,
+    /// Its deliveries to `keyed_endpoints` go one at a time per key.
+    pub ordering_key: Option<String>,
+    /// Of `endpoints`, those with `ordering = "key"`.
+    pub keyed_endpoints: Vec<String>,
     /// The wire body subscribers receive; shared with the hand-over to
     /// the workers.
     pub body: Bytes,
@@ -200,6 +205,16 @@ pub(super) async fn submit(
 }
 
 fn run(db: &Weak<DB>, shared: &Shared, mut receiver: mpsc::Receiver<Request>) {
+    // This thread is the only one to number keyed deliveries.
+    let mut sequence = match db.upgrade().map(|db| ordering::next_sequence(&db)) {
+        Some(Ok(next)) => next,
+        Some(Err(error)) => {
+            tracing::error!(%error, "cannot read the ordering sequence; the store is marked failed");
+            shared.failed.store(true, Ordering::SeqCst);
+            return;
+        }
+        None => 0,
+    };
     while let Some(first) = receiver.blocking_recv() {
         let mut events = first.events.len();
         let mut group = vec![first];
@@ -213,7 +228,7 @@ fn run(db: &Weak<DB>, shared: &Shared, mut receiver: mpsc::Receiver<Request>) {
             }
         }
         match db.upgrade() {
-            Some(db) => commit(&db, shared, group),
+            Some(db) => commit(&db, shared, group, &mut sequence),
             None => {
                 for request in group {
                     let _ = request.reply.send(Err(IngestError::Store(Error::Closed)));
@@ -233,7 +248,8 @@ enum Verdict {
     Refuse(IngestError),
 }
 
-fn commit(db: &DB, shared: &Shared, group: Vec<Request>) {
+fn commit(db: &DB, shared: &Shared, group: Vec<Request>, sequence: &mut u64) {
+    let numbered_from = *sequence;
     let mut write = Undoable {
         db,
         batch: WriteBatch::default(),
@@ -250,7 +266,7 @@ fn commit(db: &DB, shared: &Shared, group: Vec<Request>) {
             if let Verdict::Accept { outcomes, .. } = &verdict {
                 for (event, outcome) in request.events.iter().zip(outcomes) {
                     if !outcome.duplicate {
-                        add_event(&mut write, event);
+                        add_event(&mut write, event, sequence);
                         new_events += 1;
                         in_group.insert(&event.id, event);
                         for endpoint in &event.endpoints {
@@ -261,6 +277,11 @@ fn commit(db: &DB, shared: &Shared, group: Vec<Request>) {
             }
             verdicts.push(verdict);
         }
+    }
+    if *sequence != numbered_from {
+        // Not undone with the rest: a number is never given twice.
+        let (key, value) = ordering::sequence_entry(*sequence);
+        write.batch.put(key, value);
     }
     let written = if write.batch.is_empty() {
         Ok(())
@@ -311,6 +332,7 @@ fn decide(db: &DB, in_group: &HashMap<&str, &NewEvent>, events: &[NewEvent]) -> 
                 Some(Stored {
                     event: original.event.clone(),
                     tenant: original.tenant.clone(),
+                    ordering_key: original.ordering_key.clone(),
                     data: original.body[original.data.clone()].to_vec(),
                     created_at: original.created_at.clone(),
                     deliveries: delivery_count(original),
@@ -351,13 +373,14 @@ fn decide(db: &DB, in_group: &HashMap<&str, &NewEvent>, events: &[NewEvent]) -> 
 struct Stored {
     event: String,
     tenant: Option<String>,
+    ordering_key: Option<String>,
     data: Vec<u8>,
     created_at: String,
     deliveries: u32,
 }
 
 impl Stored {
-    /// Same type and tenant, byte-identical `data`, and the same
+    /// Same type, tenant and ordering key, byte-identical `data`, and the same
     /// `created_at` if the resubmission gives one (compared as instants).
     fn matches(&self, event: &NewEvent) -> bool {
         let same_time = || {
@@ -366,6 +389,7 @@ impl Stored {
         };
         self.event == event.event
             && self.tenant == event.tenant
+            && self.ordering_key == event.ordering_key
             && self.data == event.body[event.data.clone()]
             && (!event.created_at_given || same_time())
     }
@@ -380,6 +404,7 @@ fn stored(db: &DB, id: &str) -> Result<Option<Stored>, Error> {
         data: record.data().to_vec(),
         event: record.meta.event,
         tenant: record.meta.tenant,
+        ordering_key: record.meta.ordering_key,
         created_at: record.meta.created_at,
         deliveries: record.meta.deliveries,
     }))
@@ -404,8 +429,9 @@ impl Undoable<'_> {
     }
 }
 
-/// Adds the event, its deliveries and their index entries to `write`.
-fn add_event(write: &mut Undoable<'_>, event: &NewEvent) {
+/// Adds the event, its deliveries and their index entries to `write`; a
+/// keyed delivery takes the next number of `sequence`.
+fn add_event(write: &mut Undoable<'_>, event: &NewEvent, sequence: &mut u64) {
     let meta = EventMeta {
         event: event.event.clone(),
         created_at: event.created_at.clone(),
@@ -415,19 +441,39 @@ fn add_event(write: &mut Undoable<'_>, event: &NewEvent) {
         data_end: event.data.end,
         traceparent: event.traceparent.clone(),
         tenant: event.tenant.clone(),
+        ordering_key: event.ordering_key.clone(),
     };
     write.put(cf::EVENTS, &event.id, EventRecord::encode_parts(&meta, &event.body));
     for endpoint in &event.endpoints {
         let id = keys::delivery_id(&event.id, endpoint);
-        let delivery = DeliveryRecord::new(
+        let mut delivery = DeliveryRecord::new(
             &event.id,
             endpoint,
             &event.event,
             event.tenant.as_deref(),
             event.received_at,
         );
+        if let Some(key) = &event.ordering_key
+            && event.keyed_endpoints.contains(endpoint)
+        {
+            // It waits, off the queue, until the change writer gives it
+            // its turn (see super::ordering).
+            let place = OrderPlace {
+                key: key.clone(),
+                seq: *sequence,
+                waits: true,
+            };
+            *sequence += 1;
+            write.put(
+                rocksdb::DEFAULT_COLUMN_FAMILY_NAME,
+                ordering::entry(endpoint, &place, &id),
+                ordering::entry_value(&place),
+            );
+            delivery.order = Some(place);
+        } else {
+            write.put(cf::DUE, keys::endpoint_timed(endpoint, event.received_at, &id), []);
+        }
         write.put(cf::DELIVERIES, &id, delivery.encode());
-        write.put(cf::DUE, keys::endpoint_timed(endpoint, event.received_at, &id), []);
     }
     if !event.endpoints.is_empty() {
         write.put(cf::RECENT, keys::timed(event.received_at, &event.id), []);

@@ -22,6 +22,7 @@ mod limits;
 mod logs;
 mod metrics;
 mod operations;
+mod ordering;
 mod races;
 mod rate_limit;
 mod reload;

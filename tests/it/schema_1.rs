@@ -61,6 +61,7 @@ fn write_schema_1_event(db: &rocksdb::DB) {
             data_end: data.end,
             traceparent: None,
             tenant: None,
+            ordering_key: None,
         },
         body,
     };

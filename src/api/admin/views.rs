@@ -27,6 +27,8 @@ pub struct EndpointView {
     pub concurrency: Option<usize>,
     /// `"50/s"`, `"600/m"`, or null.
     pub rate_limit: Option<String>,
+    /// `"key"` or `"none"`.
+    pub ordering: &'static str,
     pub last_attempt: Option<LastAttemptView>,
     /// Cluster mode only: its deliveries parked in JetStream, across the
     /// cluster (`null` while JetStream does not answer).
@@ -68,6 +70,7 @@ impl EndpointView {
             circuit: state.limits.breakers().circuit(&endpoint.id, now),
             concurrency: state.limits.concurrency(&endpoint.id),
             rate_limit: endpoint.rate_limit.map(|limit| limit.to_string()),
+            ordering: if endpoint.ordered { "key" } else { "none" },
             last_attempt: last.map(LastAttemptView::from),
             parked: None,
         }

@@ -98,6 +98,8 @@ pub fn stored_event(id: &str, endpoints: &[&str], received_at: u64) -> hookd::st
         created_at: "2025-03-20T10:30:00Z".to_owned(),
         created_at_given: true,
         tenant: None,
+        ordering_key: None,
+        keyed_endpoints: Vec::new(),
         body: body.into(),
         data,
         traceparent: None,
