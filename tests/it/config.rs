@@ -439,6 +439,11 @@ events = ["payment.*"]"#;
             "endpoints[0].rate_limit: `50/h` is not a rate limit",
         ),
         case(
+            "an unknown ordering",
+            &endpoint(&format!("{good}\nsecret = \"s\"\nordering = \"fifo\"")),
+            "endpoints[0].ordering: unknown ordering `fifo`",
+        ),
+        case(
             "a rate limit of nothing",
             &endpoint(&format!("{good}\nsecret = \"s\"\nrate_limit = \"0/s\"")),
             "endpoints[0].rate_limit: `0/s` allows no request",

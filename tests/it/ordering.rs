@@ -246,3 +246,87 @@ async fn the_order_holds_across_kill_9() {
     assert_eq!(unkeyed, 30, "every unkeyed event arrived");
     drop(hookd);
 }
+
+#[tokio::test]
+async fn a_delivery_that_fails_for_good_lets_the_next_go_and_turning_ordering_off_releases_every_key() {
+    let subscriber = Receiver::start().await;
+    // k0's first fails for good (no retries), k1's first hangs past the
+    // test: k0's second goes, k1's second waits until ordering is off.
+    subscriber.script([Reply::status(500)]);
+    let config = |ordering: &str| {
+        format!(
+            "[delivery]\nretry_schedule = []\ntimeout = \"60s\"\n{}",
+            endpoint(&subscriber.url("/hook")).replace("ordering = \"key\"", &format!("ordering = \"{ordering}\""))
+        )
+    };
+    let sidecar = Sidecar::start(&config("key")).await;
+    sidecar
+        .post_event(r#"{"event":"payment.completed","ordering_key":"k0","data":{"key":"k0","n":0}}"#)
+        .await;
+    subscriber.wait_for(1, PATIENCE).await;
+    subscriber.answer_by_default(Reply::hang());
+    sidecar
+        .post_event(r#"{"event":"payment.completed","ordering_key":"k1","data":{"key":"k1","n":0}}"#)
+        .await;
+    subscriber.wait_for(2, PATIENCE).await;
+    subscriber.answer_by_default(Reply::ok());
+    sidecar
+        .post_event(r#"{"event":"payment.completed","ordering_key":"k0","data":{"key":"k0","n":1}}"#)
+        .await;
+    let held = sidecar
+        .post_event(r#"{"event":"payment.completed","ordering_key":"k1","data":{"key":"k1","n":1}}"#)
+        .await;
+    let received = subscriber.wait_for(3, PATIENCE).await;
+    assert_eq!(by_key(&received)["k0"], [(0, 500), (1, 200)]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        by_key(&subscriber.received())["k1"].len(),
+        1,
+        "k1's second waits for its first"
+    );
+
+    let since = sidecar.loaded_at().await;
+    sidecar.rewrite_config(&config("none"));
+    let reloaded = sidecar.config_after(&since).await;
+    assert!(reloaded["last_reload_error"].is_null(), "{reloaded}");
+    let delivered = sidecar.finished(&format!("{held}.ordered"), PATIENCE).await;
+    assert_eq!(delivered.status, hookd::store::DeliveryStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn ordering_keys_are_checked_and_part_of_a_resubmission() {
+    let subscriber = Receiver::start().await;
+    let sidecar = Sidecar::start(&endpoint(&subscriber.url("/hook"))).await;
+    let url = format!("{}/v1/events", sidecar.ingest);
+    let too_long = "k".repeat(257);
+    for (key, reason) in [
+        ("\"\"".to_owned(), "1 to 256 bytes"),
+        (format!("\"{too_long}\""), "1 to 256 bytes"),
+        ("7".to_owned(), "ordering_key"),
+    ] {
+        let answer = sidecar
+            .http
+            .post_json(
+                &url,
+                format!(r#"{{"event":"payment.completed","ordering_key":{key},"data":{{}}}}"#),
+            )
+            .await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.error_code()),
+            (400, "invalid_field"),
+            "{key}"
+        );
+        assert!(answer.json.to_string().contains(reason), "{}", answer.json);
+    }
+    let first = r#"{"id":"evt_o1","event":"payment.completed","ordering_key":"k0","data":{}}"#;
+    assert_eq!(sidecar.http.post_json(&url, first).await.status, 202);
+    assert_eq!(
+        sidecar.http.post_json(&url, first).await.status,
+        200,
+        "a faithful resubmission"
+    );
+    let other_key = first.replace("\"k0\"", "\"k1\"");
+    assert_eq!(sidecar.http.post_json(&url, other_key).await.status, 409);
+    let no_key = r#"{"id":"evt_o1","event":"payment.completed","data":{}}"#;
+    assert_eq!(sidecar.http.post_json(&url, no_key).await.status, 409);
+}
