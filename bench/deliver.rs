@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::load::{Sample, closed_loop, millis, paced, quantile};
+use crate::load::{Sample, closed_loop, closed_loop_of, event_body, millis, paced, quantile};
 use crate::processes::{ChildGuard, ScratchDir, free_port, start_baseline, start_hookd, start_hookd_with};
 use crate::receiver::{self, Arrivals};
 use crate::report::Row;
@@ -166,8 +166,20 @@ pub async fn throughput(
     tag: &str,
     arrivals: &Arrivals,
 ) -> anyhow::Result<(f64, usize, usize)> {
+    throughput_of(url, clients, duration, tag, arrivals, event_body).await
+}
+
+/// [`throughput`] with events from `body` (given each id).
+pub async fn throughput_of(
+    url: &str,
+    clients: usize,
+    duration: Duration,
+    tag: &str,
+    arrivals: &Arrivals,
+    body: fn(&str) -> bytes::Bytes,
+) -> anyhow::Result<(f64, usize, usize)> {
     let started = Instant::now();
-    let samples = closed_loop(url, clients, duration, &format!("{tag}_max")).await?;
+    let samples = closed_loop_of(url, clients, 1, duration, &format!("{tag}_max"), body).await?;
     let arrived = arrivals_of(&samples, arrivals).await;
     let last = arrived.iter().flatten().max().copied().unwrap_or(started);
     let delivered = arrived.iter().flatten().count();

@@ -11,6 +11,7 @@
 //! scripts/bench.sh fleet --endpoints 10000
 //! scripts/bench.sh cluster --deliveries 100000   # needs nats-server
 //! scripts/bench.sh outage --rate 200 --down 30    # the circuit breaker
+//! scripts/bench.sh ordering --seconds 6          # 1,000 ordering keys vs none
 //! ```
 
 mod backlog;
@@ -21,6 +22,7 @@ mod disk_ceiling;
 mod fleet;
 mod ingest;
 mod load;
+mod ordering;
 mod outage;
 mod processes;
 mod receiver;
@@ -128,6 +130,16 @@ enum Bench {
         deliveries: usize,
         /// Seconds of load per end-to-end turn.
         #[arg(long, default_value_t = 6)]
+        seconds: u64,
+        #[arg(long)]
+        hookd: Option<String>,
+    },
+    /// Delivered per second with 1,000 ordering keys on an ordered
+    /// endpoint, beside the same endpoint unordered.
+    Ordering {
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value_t = 8)]
         seconds: u64,
         #[arg(long)]
         hookd: Option<String>,
@@ -278,6 +290,15 @@ fn main() -> anyhow::Result<()> {
                 &hookd(binary),
             ))?;
             report::print(&rows);
+            Ok(())
+        }
+        Bench::Ordering {
+            clients,
+            seconds,
+            hookd: binary,
+        } => {
+            let row = runtime.block_on(ordering::row(clients, Duration::from_secs(seconds), &hookd(binary)))?;
+            report::print(&[row]);
             Ok(())
         }
         Bench::Outage {
