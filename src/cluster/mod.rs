@@ -140,6 +140,7 @@ impl Cluster {
             return;
         };
         let deadline = Instant::now() + self.settings.park_grace;
+        parker.release_waiting().await;
         let mut parked = 0;
         let mut failing = false;
         let mut cursor = Vec::new();

@@ -73,6 +73,9 @@ impl Parkables {
             Some(endpoint) if !endpoint.enabled => Park::DueFrom(unexpired),
             None => Park::DueFrom(unexpired),
             Some(_) if pauses.is_paused(endpoint) => Park::Nothing,
+            // A keyed delivery holds its key through its retries here: a
+            // parked one would leave its key's order.
+            Some(endpoint) if endpoint.ordered => Park::Nothing,
             Some(_) => Park::DueFrom(long_wait),
         };
         let store = self.store.clone();
@@ -113,6 +116,37 @@ enum Target {
 }
 
 impl Parker {
+    /// At SIGTERM, before parking everything: the deliveries that wait for
+    /// their key have no place in the queue, so they are made due, to be
+    /// parked with the rest. Nothing is stranded; their keys' order is
+    /// given up.
+    pub async fn release_waiting(&self) {
+        let store = self.parkables.store.clone();
+        let endpoints: Vec<String> = self
+            .parkables
+            .settings
+            .borrow()
+            .endpoints
+            .iter()
+            .map(|endpoint| endpoint.id.clone())
+            .collect();
+        let reading = store.clone();
+        let waiting = tokio::task::spawn_blocking(move || -> Result<Vec<String>, crate::store::Error> {
+            let mut waiting = Vec::new();
+            for endpoint in &endpoints {
+                waiting.extend(reading.waiting_in_order(endpoint)?);
+            }
+            Ok(waiting)
+        })
+        .await
+        .expect("the read does not panic");
+        match waiting {
+            Ok(waiting) if !waiting.is_empty() => store.take_turns(waiting, true).await,
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot read the deliveries that wait for their key"),
+        }
+    }
+
     /// Parks up to one batch of what is parkable now (with `everything`,
     /// every pending delivery), read from `cursor` on, which it moves past
     /// the batch; how many it parked, 0 only when nothing was found there

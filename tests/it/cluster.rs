@@ -591,3 +591,38 @@ async fn with_ack_cluster_and_nats_down_ingest_answers_503_and_stores_nothing() 
     );
     wait_for_all(&subscriber, &["evt_while_down".to_owned()], Duration::from_secs(30)).await;
 }
+
+/// An ordered endpoint's deliveries, the one of each key that failed and
+/// the ones waiting behind it, are parked at SIGTERM like the rest, so a
+/// replica scaled away strands none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_scaled_away_strands_no_delivery_that_waits_for_its_key() {
+    let nats = NatsCluster::start(3);
+    let subscriber = Receiver::start().await;
+    subscriber.answer_by_default(Reply::status(503));
+    let http = HttpClient::default();
+    let ordered =
+        |config: String| config.replace("secret = \"crm secret\"", "secret = \"crm secret\"\nordering = \"key\"");
+    let staying = Replica::start_edited(&nats.url(), "1h", &subscriber, ordered);
+    let mut leaving = Replica::start_edited(&nats.url(), "1h", &subscriber, ordered);
+    let url = format!("{}/v1/events", leaving.process().ingest);
+    let mut acknowledged = Vec::new();
+    for n in 0..5 {
+        for key in 0..4 {
+            let id = format!("evt_keyed_{key}_{n}");
+            let body = format!(r#"{{"id":"{id}","event":"enrollment.created","ordering_key":"k{key}","data":{{}}}}"#);
+            let answer = http.post_json(&url, body).await;
+            assert_eq!(answer.status, StatusCode::ACCEPTED, "{:?}", answer.json);
+            acknowledged.push(id);
+        }
+    }
+    // The first of each key failed; the other 16 wait behind them.
+    subscriber.wait_for(4, Duration::from_secs(30)).await;
+    let status = leaving.process.take().unwrap().terminate();
+    assert!(status.success(), "SIGTERM exits 0: {status:?}");
+    std::fs::remove_dir_all(leaving.data()).unwrap();
+
+    subscriber.answer_by_default(Reply::ok());
+    wait_for_all(&subscriber, &acknowledged, Duration::from_secs(90)).await;
+    assert_eq!(metric(&http, &staying, "hookd_adopted_total").await, 20.0);
+}
