@@ -18,7 +18,13 @@
 //! | [`Change::Parked`] | pending, due at the time its actor read | gone from this store, held by JetStream (cluster mode); its event stays, for duplicates | all of its entries removed; with the event's last delivery, the event's `recent` entry becomes a `finished` one |
 //! | [`Change::QuietEventSwept`] (by event id) | nothing: it reads no record | the event gone, unless it has a delivery again | its `finished` entry removed |
 //! | [`Change::Adopted`] | absent | pending as JetStream held it, attempts and schedule kept | `due`, and the event (if not stored) with its `recent` entry |
+//! | [`Change::TakeTurn`] | pending, waiting for its key, no earlier delivery of its key pending (unless `unordered`) | pending, due now | `due` added |
 //! | [`Store::unqueue`] | (its record cannot be read) | left as it is, off the queue | `due` entry removed |
+//!
+//! A keyed delivery's place in its key's order ([`super::ordering`]) is an
+//! index entry too, kept while it is pending. The change that finishes a
+//! keyed delivery (succeeded, failed, parked) also makes the next one of
+//! its key due, if that one waits, in the same write.
 //!
 //! A record a hookd of schema 1 wrote keeps its attempts apart
 //! ([`DeliveryRecord::attempts_apart`]); its first change other than a
