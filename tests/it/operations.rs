@@ -170,3 +170,34 @@ async fn a_delivery_that_expires_on_a_paused_endpoint_is_reported() {
     assert_eq!(failed[0]["status_code"], Value::Null);
     assert!(crm.received().is_empty());
 }
+
+/// Past 60 failures of one endpoint in a minute, the rest are told in one
+/// summary once the minute is over (about a minute: this test waits it).
+#[tokio::test]
+async fn past_sixty_failures_a_minute_one_summary_tells_the_rest() {
+    let (crm, ops) = (Receiver::start().await, Receiver::start().await);
+    crm.answer_by_default(Reply::status(500));
+    let sidecar = Sidecar::start(&config(&crm, &ops, "[delivery.breaker]\nfailures = 0")).await;
+    let payments = [PAYMENT; 65];
+    let answer = sidecar
+        .http
+        .post_json(
+            &format!("{}/v1/events/batch", sidecar.ingest),
+            format!(r#"{{"events":[{}]}}"#, payments.join(",")),
+        )
+        .await;
+    assert_eq!(answer.status, 202, "{:?}", answer.json);
+    wait_for_events(&ops, "hookd.delivery.failed", 60).await;
+    let summary = crate::support::eventually(Duration::from_secs(90), || {
+        events(&ops, "hookd.delivery.failed_summary").pop()
+    })
+    .await;
+    assert_eq!(summary["endpoint"], "crm");
+    assert_eq!(summary["tenant"], "acme");
+    assert_eq!(summary["count"], 5);
+    assert!(
+        summary["since"].as_str().is_some_and(|since| since.ends_with('Z')),
+        "{summary}"
+    );
+    assert_eq!(events(&ops, "hookd.delivery.failed").len(), 60);
+}
