@@ -83,6 +83,9 @@ enum DeliveriesCommand {
         /// A tenant id; "" for events without a tenant.
         #[arg(long)]
         tenant: Option<String>,
+        /// The deliveries of this event id (one per endpoint it went to).
+        #[arg(long)]
+        event_id: Option<String>,
         /// 1 to 1000 (default 100).
         #[arg(long)]
         limit: Option<u32>,
@@ -195,6 +198,7 @@ fn main() -> ExitCode {
                     endpoint,
                     event,
                     tenant,
+                    event_id,
                     limit,
                     cursor,
                     output,
@@ -204,6 +208,7 @@ fn main() -> ExitCode {
                         endpoint,
                         event,
                         tenant,
+                        event_id,
                         limit,
                         cursor,
                     };

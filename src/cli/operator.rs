@@ -15,6 +15,8 @@ pub struct ListFilters {
     pub event: Option<String>,
     /// A tenant id; empty: events without a tenant.
     pub tenant: Option<String>,
+    /// The deliveries of one event.
+    pub event_id: Option<String>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -38,6 +40,7 @@ pub async fn deliveries_list(client: &AdminClient, filters: &ListFilters, json: 
             ("endpoint", filters.endpoint.clone()),
             ("event", filters.event.clone()),
             ("tenant", filters.tenant.clone()),
+            ("event_id", filters.event_id.clone()),
             ("limit", filters.limit.map(|limit| limit.to_string())),
             ("cursor", filters.cursor.clone()),
         ],

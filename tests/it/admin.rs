@@ -251,6 +251,25 @@ async fn deliveries_are_listed_newest_first_with_filters_and_a_cursor() {
 
     let payments = admin_get(&sidecar, "/v1/deliveries?event=payment.completed&endpoint=a").await;
     assert_eq!(payments.json["data"].as_array().unwrap().len(), 3);
+    let one = admin_get(&sidecar, &format!("/v1/deliveries?event_id={}", events[2])).await;
+    let found: Vec<&str> = one.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, [format!("{}.a", events[2])], "found by its event id");
+    assert_eq!(one.json["next_cursor"], Value::Null);
+    let none = admin_get(
+        &sidecar,
+        &format!("/v1/deliveries?event_id={}&status=failed", events[2]),
+    )
+    .await;
+    assert_eq!(
+        none.json["data"],
+        serde_json::json!([]),
+        "and the other filters still apply"
+    );
 
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;

@@ -71,6 +71,15 @@ async fn operators_list_show_and_retry_deliveries() {
         "{out}"
     );
 
+    let (code, out, _) = hookd(
+        &[&["deliveries", "list", "--event-id", &event][..], &admin].concat(),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0);
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert!(rows.len() == 1 && rows[0].starts_with(&id), "{out}");
+
     let (code, out, _) = hookd(&[&["deliveries", "show", &id][..], &admin].concat(), &[]).await;
     assert_eq!(code, 0);
     assert!(

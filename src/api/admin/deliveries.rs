@@ -15,7 +15,7 @@ use crate::api::AppState;
 use crate::api::error::{ApiError, code};
 use crate::api::extract::{Path, Query};
 use crate::clock;
-use crate::store::{DeliveryStatus, RetryError};
+use crate::store::{DeliveryRecord, DeliveryStatus, RetryError};
 
 /// Deliveries one listing reads at most. A sparse filter over a large store
 /// answers with what it found so far and a cursor to go on from.
@@ -30,6 +30,8 @@ pub struct ListQuery {
     event: Option<String>,
     /// Empty: deliveries of events without a tenant.
     tenant: Option<String>,
+    /// The deliveries of one event: read by key, not found by a scan.
+    event_id: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
@@ -56,12 +58,9 @@ pub async fn list(
     let pauses = state.pauses.clone();
     let (data, next_cursor) = blocking(&state, move |store| {
         let mut data = Vec::new();
-        let mut scanned = 0usize;
-        let mut last_key: Option<Vec<u8>> = None;
-        store.scan_recent(cursor.as_deref(), |key, id, record| {
-            scanned += 1;
-            last_key = Some(key.to_vec());
-            let status = shown_status(&record, &settings, &pauses);
+        // The delivery as listed, if the filters want it.
+        let wanted_view = |id: &str, record: &DeliveryRecord| {
+            let status = shown_status(record, &settings, &pauses);
             let wanted = query.status.as_deref().is_none_or(|wanted| wanted == status)
                 && query.endpoint.as_deref().is_none_or(|wanted| wanted == record.endpoint)
                 && query.event.as_deref().is_none_or(|wanted| wanted == record.event)
@@ -69,9 +68,21 @@ pub async fn list(
                     .tenant
                     .as_deref()
                     .is_none_or(|wanted| record.tenant.as_deref().unwrap_or_default() == wanted);
-            if wanted {
-                data.push(DeliveryView::new(id, &record, status));
+            wanted.then(|| DeliveryView::new(id, record, status))
+        };
+        if let Some(event_id) = &query.event_id {
+            for (id, record) in store.deliveries_of_event(event_id)? {
+                data.extend(wanted_view(&id, &record));
             }
+            data.truncate(limit);
+            return Ok((data, None));
+        }
+        let mut scanned = 0usize;
+        let mut last_key: Option<Vec<u8>> = None;
+        store.scan_recent(cursor.as_deref(), |key, id, record| {
+            scanned += 1;
+            last_key = Some(key.to_vec());
+            data.extend(wanted_view(id, &record));
             data.len() < limit && scanned < SCAN_BUDGET
         })?;
         // More may follow only if the scan stopped early.
