@@ -57,6 +57,7 @@ use crate::dispatch::health::Health;
 use crate::dispatch::inbox::Inboxes;
 use crate::dispatch::limits::Limits;
 use crate::dispatch::pauses::Pauses;
+use crate::dispatch::stats::Stats;
 use crate::metrics::Metrics;
 use crate::operations::Operations;
 use crate::reload::Reloader;
@@ -125,6 +126,7 @@ pub async fn run(
         move |took| metrics.store_write(took)
     });
     let operations = Operations::new(store.clone(), inboxes.clone());
+    let stats = Arc::new(Stats::default());
     let dispatcher = Dispatcher::start(
         &settings,
         dispatch::Parts {
@@ -135,6 +137,7 @@ pub async fn run(
             health: health.clone(),
             metrics: metrics.clone(),
             operations: operations.clone(),
+            stats: stats.clone(),
         },
     )
     .await?;
@@ -167,6 +170,7 @@ pub async fn run(
         pauses,
         limits,
         health,
+        stats: stats.clone(),
         config_status,
         metrics,
     });
@@ -192,6 +196,7 @@ pub async fn run(
         operations.clone(),
     ));
     let summaries = tokio::spawn(operations.summarize_forever());
+    let stats_pruning = tokio::spawn(stats.prune_forever());
     let delivery = tokio::spawn(deliver_until_stopped(
         dispatcher,
         cluster,
@@ -203,12 +208,12 @@ pub async fn run(
     let admin = api::server::serve(listeners.admin, api::admin::router(state), stopped);
     let (ingest, admin) = tokio::join!(ingest, admin);
     delivery.await?;
-    for task in [&sweeper, &recovery, &backlog, &summaries] {
+    for task in [&sweeper, &recovery, &backlog, &summaries, &stats_pruning] {
         task.abort();
     }
     // Wait for the aborts, so their handles on the store are gone when
     // `run` is.
-    for task in [sweeper, recovery, backlog, summaries] {
+    for task in [sweeper, recovery, backlog, summaries, stats_pruning] {
         let _ = task.await;
     }
     tokio::task::spawn_blocking(move || store.close()).await?;

@@ -21,6 +21,7 @@ use crate::dispatch::health::Health;
 use crate::dispatch::inbox::Inboxes;
 use crate::dispatch::limits::Limits;
 use crate::dispatch::pauses::Pauses;
+use crate::dispatch::stats::Stats;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -48,6 +49,8 @@ pub struct Shared {
     pub limits: Arc<Limits>,
     /// Each endpoint's recent attempts.
     pub health: Arc<Health>,
+    /// Each endpoint's attempts per minute over the last day.
+    pub stats: Arc<Stats>,
     /// When the config was loaded and how the last reload went.
     pub config_status: Arc<ConfigStatus>,
     pub metrics: Arc<Metrics>,

@@ -20,6 +20,7 @@ use super::outcome::{ErrorKind, classify, read_snippet};
 use super::permits::Permits;
 use super::request::{self, Message, Target};
 use super::retry::{AfterFailure, RetryPolicy, parse_retry_after};
+use super::stats::{Finished, Stats};
 use crate::catalog::HOOKD_EVENT_PREFIX;
 use crate::clock;
 use crate::metrics::Metrics;
@@ -39,6 +40,8 @@ pub struct AttemptContext {
     pub health: Arc<EndpointHealth>,
     /// This endpoint's circuit.
     pub breaker: Arc<Breaker>,
+    /// Every endpoint's attempts per minute.
+    pub stats: Arc<Stats>,
     /// Where a delivery that failed for good and a change of the circuit
     /// are reported.
     pub operations: Arc<Operations>,
@@ -298,7 +301,7 @@ async fn send(
         latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
         response_snippet: String::from_utf8_lossy(&snippet).into_owned(),
     };
-    record(context, id, outgoing, attempt, next, latency).await
+    record(context, id, outgoing, attempt, next, Some(latency)).await
 }
 
 /// The step after a failed attempt: the next one as the schedule (and a
@@ -369,7 +372,7 @@ async fn refuse(context: &AttemptContext, id: &str, outgoing: &Outgoing) -> Resu
         response_snippet: "the endpoint's circuit is open: no request was sent".to_owned(),
     };
     let next = next_after_failure(context, outgoing, None, now);
-    record(context, id, outgoing, attempt, next, Duration::ZERO).await
+    record(context, id, outgoing, attempt, next, None).await
 }
 
 /// Fails a delivery that must not or cannot be sent (its stored records
@@ -399,19 +402,20 @@ async fn fail_without_request(
         latency_ms: 0,
         response_snippet: reason.to_owned(),
     };
-    record(context, id, outgoing, attempt, NextStep::Failed, Duration::ZERO).await
+    record(context, id, outgoing, attempt, NextStep::Failed, None).await
 }
 
 /// Records an attempt's outcome: in the store, if the delivery is still
 /// pending and due at `due_at` as the attempt found it, and in the health
-/// figures and the metrics.
+/// figures, the stats and the metrics. `latency`: none when no request
+/// was sent.
 async fn record(
     context: &AttemptContext,
     id: &str,
     outgoing: &Outgoing,
     attempt: AttemptRecord,
     next: NextStep,
-    latency: Duration,
+    latency: Option<Duration>,
 ) -> Result<Attempted, store::Error> {
     let endpoint = &context.target.endpoint.id;
     log_outcome(endpoint, id, &attempt, next);
@@ -432,9 +436,22 @@ async fn record(
         );
         return Ok(Attempted::Skipped);
     }
+    let result_name = result.as_deref().unwrap_or("success");
     context
         .metrics
-        .attempt(endpoint, result.as_deref().unwrap_or("success"), latency.as_secs_f64());
+        .attempt(endpoint, result_name, latency.unwrap_or_default().as_secs_f64());
+    let finished = match next {
+        NextStep::Succeeded => Finished::Succeeded,
+        NextStep::Failed => Finished::Failed,
+        NextStep::RetryAt(_) => Finished::No,
+    };
+    context.stats.record(
+        endpoint,
+        clock::now_ms(),
+        result_name,
+        latency.map(|latency| u64::try_from(latency.as_millis()).unwrap_or(u64::MAX)),
+        finished,
+    );
     match next {
         NextStep::Succeeded => context.metrics.delivery_finished(endpoint, "succeeded"),
         NextStep::Failed => {

@@ -35,6 +35,7 @@ mod permits;
 pub mod request;
 mod resizable_semaphore;
 pub mod retry;
+pub mod stats;
 mod worker;
 
 use std::collections::HashMap;
@@ -55,6 +56,7 @@ use self::pauses::Pauses;
 use self::permits::GlobalLimit;
 use self::request::Target;
 use self::retry::RetryPolicy;
+use self::stats::Stats;
 use self::worker::Worker;
 use crate::config::{BreakerSettings, DeliverySettings, Endpoint, Settings};
 use crate::metrics::Metrics;
@@ -117,6 +119,8 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
     /// Where failed deliveries and circuit changes are reported.
     pub operations: Arc<Operations>,
+    /// Every endpoint's attempts per minute.
+    pub stats: Arc<Stats>,
 }
 
 struct RunningWorker {
@@ -236,6 +240,7 @@ impl Dispatcher {
                 retry: spec.retry,
                 metrics: parts.metrics.clone(),
                 operations: parts.operations.clone(),
+                stats: parts.stats.clone(),
             }),
             limits,
             inbox: parts.inboxes.get(&endpoint.id),

@@ -30,6 +30,7 @@ mod retention;
 mod safety;
 mod schema_1;
 mod security;
+mod stats;
 mod subscribers;
 mod support;
 mod tenants;

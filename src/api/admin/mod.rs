@@ -9,6 +9,7 @@ mod endpoints;
 mod guard;
 mod health;
 mod page_size;
+mod stats;
 mod views;
 
 use axum::Router;
@@ -48,6 +49,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/endpoints/{id}/test",
             post(endpoints::test).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1/endpoints/{id}/stats",
+            get(stats::show).fallback(method_not_allowed),
         )
         .route("/v1/deliveries", get(deliveries::list).fallback(method_not_allowed))
         .route(

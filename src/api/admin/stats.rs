@@ -1,0 +1,67 @@
+//! `GET /v1/endpoints/{id}/stats?window=1h` (SPEC 6): an endpoint's
+//! attempts per minute for the last hour, per ten minutes before that, from
+//! this replica's figures ([`crate::dispatch::stats`]).
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::api::AppState;
+use crate::api::error::ApiError;
+use crate::api::extract::{Path, Query};
+use crate::clock;
+use crate::config::parse_duration;
+use crate::dispatch::stats::{Slot, WINDOW_MINUTES};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// A duration from `1m` to `24h`; default `1h`.
+    window: Option<String>,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<StatsQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    if state.settings().endpoints.get(&id).is_none() {
+        return Err(ApiError::no_such("endpoint", &id));
+    }
+    let window = query.window.unwrap_or_else(|| "1h".to_owned());
+    let minutes = parse_duration(&window)
+        .ok()
+        .map(|duration| duration.as_secs().div_ceil(60))
+        .filter(|minutes| (1..=WINDOW_MINUTES).contains(minutes))
+        .ok_or_else(|| {
+            ApiError::invalid_field(format!("`window` must be a duration from 1m to 24h, not `{window}`"))
+        })?;
+    let entries: Vec<Value> = state
+        .stats
+        .entries(&id, clock::now_ms(), minutes)
+        .iter()
+        .map(entry)
+        .collect();
+    Ok(Json(json!({ "endpoint": id, "window": window, "minutes": entries })))
+}
+
+fn entry(slot: &Slot) -> Value {
+    let attempts: Map<String, Value> = slot
+        .attempts
+        .iter()
+        .map(|(result, count)| (result.clone(), Value::from(*count)))
+        .collect();
+    let latency = match (slot.latency.quantile(0.5), slot.latency.quantile(0.99)) {
+        (Some(p50), Some(p99)) => json!({ "p50": p50, "p99": p99 }),
+        _ => Value::Null,
+    };
+    json!({
+        "at": clock::rfc3339(slot.start_minute * 60_000),
+        "attempts": attempts,
+        "succeeded": slot.succeeded,
+        "failed": slot.failed,
+        "latency_ms": latency,
+    })
+}
