@@ -12,6 +12,7 @@
 //! scripts/bench.sh cluster --deliveries 100000   # needs nats-server
 //! scripts/bench.sh outage --rate 200 --down 30    # the circuit breaker
 //! scripts/bench.sh ordering --seconds 6          # 1,000 ordering keys vs none
+//! scripts/bench.sh stats-memory --endpoints 10000 # the per-minute stats of a fleet
 //! ```
 
 mod backlog;
@@ -27,6 +28,7 @@ mod outage;
 mod processes;
 mod receiver;
 mod report;
+mod stats_memory;
 mod steady;
 
 use std::net::SocketAddr;
@@ -143,6 +145,15 @@ enum Bench {
         seconds: u64,
         #[arg(long)]
         hookd: Option<String>,
+    },
+    /// The memory the per-minute stats hold for a fleet with a day of
+    /// attempts.
+    StatsMemory {
+        #[arg(long, default_value_t = 10_000)]
+        endpoints: usize,
+        /// Attempts in every this-many-th minute of the day.
+        #[arg(long, default_value_t = 1)]
+        every: u64,
     },
     /// A subscriber down for an hour (time scaled) under a steady rate,
     /// with the circuit breaker and without.
@@ -301,6 +312,7 @@ fn main() -> anyhow::Result<()> {
             report::print(&[row]);
             Ok(())
         }
+        Bench::StatsMemory { endpoints, every } => stats_memory::run(endpoints, every),
         Bench::Outage {
             rate,
             down,

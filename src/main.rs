@@ -129,6 +129,13 @@ enum EndpointsCommand {
         #[command(flatten)]
         output: Output,
     },
+    /// The last hour of one endpoint as a text chart: attempts a minute, by
+    /// result, and latency.
+    Stats {
+        id: String,
+        #[command(flatten)]
+        output: Output,
+    },
 }
 
 #[derive(Args)]
@@ -237,6 +244,11 @@ fn main() -> ExitCode {
             };
             operator::endpoints_list(&admin_client(&output.admin), &filters, output.json).await
         }),
+        Command::Endpoints(EndpointsCommand::Stats { id, output }) => {
+            run_async(
+                async move { hookd::cli::stats::endpoint_stats(&admin_client(&output.admin), &id, output.json).await },
+            )
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod admin_client;
 pub mod operator;
 pub mod receive;
+pub mod stats;
 mod table;
 
 use std::io::Read;

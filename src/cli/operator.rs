@@ -239,7 +239,7 @@ pub async fn healthy(client: &AdminClient, probe: Probe) -> anyhow::Result<bool>
 }
 
 /// The admin API's answer as it came, for `--json`.
-fn as_json(answer: &Value) -> String {
+pub(super) fn as_json(answer: &Value) -> String {
     format!("{answer:#}\n")
 }
 
@@ -254,7 +254,7 @@ fn rows(list: &Value, row: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
 }
 
 /// Percent-encodes a query or path value (ids and names are mostly safe).
-fn encode(value: &str) -> String {
+pub(super) fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~*".contains(&byte) {

@@ -4,11 +4,13 @@
 //! before that, attempts by result, deliveries succeeded and failed, and
 //! latency p50 and p99.
 //!
-//! Kept in memory as attempts are recorded, and bounded: an endpoint holds
-//! a slot only for a minute (or ten) in which it had attempts, at most 60
-//! one-minute and 138 ten-minute slots, each with a fixed-size latency
-//! sketch ([`Sketch`]); an endpoint without attempts in the last day holds
-//! nothing. The figures are this replica's and start empty after a
+//! Kept in memory as attempts are recorded, and bounded: each attempt
+//! counts in its minute and in its ten minutes at once, into the two
+//! tallies under way, each with a fixed-size latency sketch ([`Sketch`],
+//! 256 bytes); a tally that is over keeps its counts and its p50 and p99
+//! only (68 bytes). An endpoint holds tallies only for the minutes (and
+//! ten minutes) in which it had attempts: at most 70 and 145, about 15 KiB
+//! with the sketches; one without attempts in the last day holds nothing. The figures are this replica's and start empty after a
 //! restart: rebuilding them would mean reading a day of delivery records
 //! at every start, for figures that fill again within the hour.
 
@@ -55,12 +57,6 @@ impl Sketch {
         *bucket = bucket.saturating_add(1);
     }
 
-    fn merge(&mut self, other: &Sketch) {
-        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
-            *mine = mine.saturating_add(theirs);
-        }
-    }
-
     /// The latency below which `quantile` of the attempts fall, in ms (the
     /// middle of its bucket); `None` without attempts.
     pub fn quantile(&self, quantile: f64) -> Option<u64> {
@@ -85,40 +81,122 @@ impl Sketch {
     }
 }
 
-/// What one minute (or ten) of an endpoint's attempts came to.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Slot {
-    /// Its first minute, since the epoch.
-    pub start_minute: u64,
-    /// Attempts by result: `success` or an error kind.
-    pub attempts: Vec<(String, u32)>,
-    pub succeeded: u32,
-    pub failed: u32,
-    pub latency: Sketch,
+/// The results an attempt can have, in the order entries list them.
+const RESULTS: [&str; 13] = [
+    "success",
+    "status",
+    "timeout",
+    "connect",
+    "tls",
+    "dns",
+    "blocked_destination",
+    "redirect",
+    "io",
+    "expired",
+    "corrupt_record",
+    "tenant_mismatch",
+    "circuit_open",
+];
+/// A tally's latency quantile when it has none.
+const NO_LATENCY: u16 = u16::MAX;
+
+/// What one minute (or ten) of an endpoint's attempts came to, once it is
+/// over: 68 bytes, whatever the attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    start_minute: u32,
+    attempts: [u32; RESULTS.len()],
+    succeeded: u32,
+    failed: u32,
+    /// In ms, up to 65,534; [`NO_LATENCY`] without requests.
+    p50: u16,
+    p99: u16,
 }
 
-impl Slot {
-    fn new(start_minute: u64) -> Slot {
-        Slot {
-            start_minute,
-            ..Slot::default()
+impl Tally {
+    fn new(start_minute: u64) -> Tally {
+        Tally {
+            start_minute: u32::try_from(start_minute).unwrap_or(u32::MAX),
+            attempts: [0; RESULTS.len()],
+            succeeded: 0,
+            failed: 0,
+            p50: NO_LATENCY,
+            p99: NO_LATENCY,
+        }
+    }
+}
+
+/// The minute (or ten) under way: its tally, and the sketch its quantiles
+/// are read from when it is over.
+#[derive(Debug)]
+struct Open {
+    tally: Tally,
+    sketch: Box<Sketch>,
+}
+
+impl Open {
+    fn new(start_minute: u64) -> Open {
+        Open {
+            tally: Tally::new(start_minute),
+            sketch: Box::default(),
         }
     }
 
-    fn count(&mut self, result: &str, n: u32) {
-        match self.attempts.iter_mut().find(|(known, _)| known == result) {
-            Some((_, count)) => *count = count.saturating_add(n),
-            None => self.attempts.push((result.to_owned(), n)),
+    fn record(&mut self, result: usize, latency_ms: Option<u64>, finished: Finished) {
+        let tally = &mut self.tally;
+        tally.attempts[result] = tally.attempts[result].saturating_add(1);
+        match finished {
+            Finished::Succeeded => tally.succeeded = tally.succeeded.saturating_add(1),
+            Finished::Failed => tally.failed = tally.failed.saturating_add(1),
+            Finished::No => {}
+        }
+        if let Some(latency_ms) = latency_ms {
+            self.sketch.record(latency_ms);
         }
     }
 
-    fn merge(&mut self, other: &Slot) {
-        for (result, n) in &other.attempts {
-            self.count(result, *n);
+    /// Its tally with the quantiles as of now.
+    fn closed(&self) -> Tally {
+        let quantile = |q: f64| {
+            self.sketch.quantile(q).map_or(NO_LATENCY, |ms| {
+                u16::try_from(ms).unwrap_or(NO_LATENCY - 1).min(NO_LATENCY - 1)
+            })
+        };
+        Tally {
+            p50: quantile(0.5),
+            p99: quantile(0.99),
+            ..self.tally
         }
-        self.succeeded = self.succeeded.saturating_add(other.succeeded);
-        self.failed = self.failed.saturating_add(other.failed);
-        self.latency.merge(&other.latency);
+    }
+}
+
+/// One entry of an endpoint's figures, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its first minute, since the epoch.
+    pub start_minute: u64,
+    /// Attempts by result (`success` or an error kind), those with any.
+    pub attempts: Vec<(&'static str, u32)>,
+    pub succeeded: u32,
+    pub failed: u32,
+    /// p50 and p99 in ms, when it had requests.
+    pub latency_ms: Option<(u16, u16)>,
+}
+
+impl Entry {
+    fn of(tally: &Tally) -> Entry {
+        Entry {
+            start_minute: u64::from(tally.start_minute),
+            attempts: RESULTS
+                .iter()
+                .zip(tally.attempts)
+                .filter(|(_, count)| *count > 0)
+                .map(|(result, count)| (*result, count))
+                .collect(),
+            succeeded: tally.succeeded,
+            failed: tally.failed,
+            latency_ms: (tally.p50 != NO_LATENCY).then_some((tally.p50, tally.p99)),
+        }
     }
 }
 
@@ -130,44 +208,80 @@ pub enum Finished {
     Failed,
 }
 
+/// One endpoint's figures. Each attempt counts in its minute and in its
+/// ten minutes at once, so a minute that is over needs no merging: only
+/// the two under way keep a sketch.
 #[derive(Debug, Default)]
 struct Slots {
-    /// One-minute slots of the last hour, oldest first.
-    fine: VecDeque<Slot>,
-    /// Ten-minute slots before that, oldest first.
-    coarse: VecDeque<Slot>,
+    /// Minutes that are over, of the last hour or so, oldest first.
+    fine: VecDeque<Tally>,
+    minute: Option<Open>,
+    /// Ten minutes that are over, of the last day, oldest first.
+    coarse: VecDeque<Tally>,
+    block: Option<Open>,
 }
 
 impl Slots {
-    /// Moves what is older than an hour at `minute` into ten-minute slots
-    /// and drops what is older than a day.
-    fn age(&mut self, minute: u64) {
-        while let Some(oldest) = self.fine.front()
-            && oldest.start_minute + FINE_MINUTES <= minute
+    /// Closes what is over at `minute` and forgets what is older than the
+    /// window.
+    fn roll(&mut self, minute: u64) {
+        let block = minute / COARSE_MINUTES * COARSE_MINUTES;
+        if let Some(open) = self.minute.take_if(|open| u64::from(open.tally.start_minute) != minute) {
+            push_snug(&mut self.fine, open.closed());
+        }
+        if let Some(open) = self.block.take_if(|open| u64::from(open.tally.start_minute) != block) {
+            push_snug(&mut self.coarse, open.closed());
+        }
+        while self
+            .fine
+            .front()
+            .is_some_and(|oldest| u64::from(oldest.start_minute) + FINE_MINUTES + COARSE_MINUTES <= minute)
         {
-            let oldest = self.fine.pop_front().expect("a slot");
-            let start = oldest.start_minute / COARSE_MINUTES * COARSE_MINUTES;
-            match self.coarse.back_mut() {
-                Some(slot) if slot.start_minute == start => slot.merge(&oldest),
-                _ => {
-                    let mut slot = Slot::new(start);
-                    slot.merge(&oldest);
-                    self.coarse.push_back(slot);
-                }
-            }
+            self.fine.pop_front();
         }
         while self
             .coarse
             .front()
-            .is_some_and(|oldest| oldest.start_minute + COARSE_MINUTES + WINDOW_MINUTES <= minute)
+            .is_some_and(|oldest| u64::from(oldest.start_minute) + COARSE_MINUTES + WINDOW_MINUTES <= minute)
         {
             self.coarse.pop_front();
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.fine.is_empty() && self.coarse.is_empty()
+        self.fine.is_empty() && self.coarse.is_empty() && self.minute.is_none() && self.block.is_none()
     }
+
+    fn minute_at(&self, minute: u64) -> Option<Tally> {
+        match &self.minute {
+            Some(open) if u64::from(open.tally.start_minute) == minute => Some(open.closed()),
+            _ => self
+                .fine
+                .iter()
+                .find(|tally| u64::from(tally.start_minute) == minute)
+                .copied(),
+        }
+    }
+
+    fn block_at(&self, start: u64) -> Option<Tally> {
+        match &self.block {
+            Some(open) if u64::from(open.tally.start_minute) == start => Some(open.closed()),
+            _ => self
+                .coarse
+                .iter()
+                .find(|tally| u64::from(tally.start_minute) == start)
+                .copied(),
+        }
+    }
+}
+
+/// Pushes `tally`, growing the queue by a few at a time rather than by
+/// doubling, so it never holds much more than its tallies.
+fn push_snug(tallies: &mut VecDeque<Tally>, tally: Tally) {
+    if tallies.len() == tallies.capacity() {
+        tallies.reserve_exact(8);
+    }
+    tallies.push_back(tally);
 }
 
 /// Every endpoint's figures.
@@ -180,23 +294,22 @@ impl Stats {
     /// Notes an attempt of `endpoint` recorded at `now_ms`; `latency_ms`:
     /// none when it sent no request (it counts, but has no latency).
     pub fn record(&self, endpoint: &str, now_ms: u64, result: &str, latency_ms: Option<u64>, finished: Finished) {
+        let Some(result) = RESULTS.iter().position(|known| *known == result) else {
+            debug_assert!(false, "unknown attempt result {result}");
+            return;
+        };
         let slots = self.slots_of(endpoint);
         let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
         let minute = now_ms / MINUTE_MS;
-        slots.age(minute);
-        if slots.fine.back().is_none_or(|last| last.start_minute != minute) {
-            slots.fine.push_back(Slot::new(minute));
-        }
-        let slot = slots.fine.back_mut().expect("a slot for this minute");
-        slot.count(result, 1);
-        if let Some(latency_ms) = latency_ms {
-            slot.latency.record(latency_ms);
-        }
-        match finished {
-            Finished::Succeeded => slot.succeeded = slot.succeeded.saturating_add(1),
-            Finished::Failed => slot.failed = slot.failed.saturating_add(1),
-            Finished::No => {}
-        }
+        slots.roll(minute);
+        slots
+            .minute
+            .get_or_insert_with(|| Open::new(minute))
+            .record(result, latency_ms, finished);
+        slots
+            .block
+            .get_or_insert_with(|| Open::new(minute / COARSE_MINUTES * COARSE_MINUTES))
+            .record(result, latency_ms, finished);
     }
 
     fn slots_of(&self, endpoint: &str) -> Arc<Mutex<Slots>> {
@@ -217,49 +330,28 @@ impl Stats {
     }
 
     /// `endpoint`'s entries over the last `window_minutes` at `now_ms`,
-    /// oldest first: one per ten minutes before the last hour, one per
-    /// minute in it, empty ones included.
-    pub fn entries(&self, endpoint: &str, now_ms: u64, window_minutes: u64) -> Vec<Slot> {
+    /// oldest first, empty ones included: one per minute from the ten
+    /// minutes that hold the start of the last hour (60 to 69 entries),
+    /// one per ten minutes before that.
+    pub fn entries(&self, endpoint: &str, now_ms: u64, window_minutes: u64) -> Vec<Entry> {
         let minute = now_ms / MINUTE_MS;
         let window = window_minutes.clamp(1, WINDOW_MINUTES);
         let first = minute + 1 - window.min(minute + 1);
-        let fine_from = minute + 1 - FINE_MINUTES.min(minute + 1);
+        let fine_from = (minute + 1 - FINE_MINUTES.min(minute + 1)) / COARSE_MINUTES * COARSE_MINUTES;
         let kept = self
             .endpoints
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(endpoint)
             .cloned();
-        let (fine, coarse) = match kept {
-            Some(slots) => {
-                let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
-                slots.age(minute);
-                (slots.fine.clone(), slots.coarse.clone())
+        match kept {
+            Some(kept) => {
+                let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
+                kept.roll(minute);
+                entries_of(&kept, first, fine_from, minute)
             }
-            None => (VecDeque::new(), VecDeque::new()),
-        };
-        let mut entries = Vec::new();
-        // Ten-minute entries for what lies before the last hour.
-        let mut start = first / COARSE_MINUTES * COARSE_MINUTES;
-        while first < fine_from && start < fine_from {
-            entries.push(
-                coarse
-                    .iter()
-                    .find(|slot| slot.start_minute == start)
-                    .cloned()
-                    .unwrap_or_else(|| Slot::new(start)),
-            );
-            start += COARSE_MINUTES;
+            None => entries_of(&Slots::default(), first, fine_from, minute),
         }
-        for at in first.max(fine_from)..=minute {
-            entries.push(
-                fine.iter()
-                    .find(|slot| slot.start_minute == at)
-                    .cloned()
-                    .unwrap_or_else(|| Slot::new(at)),
-            );
-        }
-        entries
     }
 
     /// Forgets the endpoints without an attempt in the last day.
@@ -270,7 +362,7 @@ impl Stats {
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|_, slots| {
                 let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
-                slots.age(minute);
+                slots.roll(minute);
                 !slots.is_empty()
             });
     }
@@ -291,11 +383,32 @@ impl Stats {
     }
 }
 
+/// The entries of `slots` from `first` to `minute`, minutes from
+/// `fine_from` on.
+fn entries_of(slots: &Slots, first: u64, fine_from: u64, minute: u64) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    let mut start = first / COARSE_MINUTES * COARSE_MINUTES;
+    while start < fine_from {
+        let tally = slots.block_at(start).unwrap_or_else(|| Tally::new(start));
+        entries.push(Entry::of(&tally));
+        start += COARSE_MINUTES;
+    }
+    for at in first.max(fine_from)..=minute {
+        let tally = slots.minute_at(at).unwrap_or_else(|| Tally::new(at));
+        entries.push(Entry::of(&tally));
+    }
+    entries
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const HOUR_MS: u64 = 60 * MINUTE_MS;
+
+    fn attempts(entry: &Entry) -> u32 {
+        entry.attempts.iter().map(|(_, n)| n).sum()
+    }
 
     #[test]
     fn quantiles_are_within_ten_percent() {
@@ -314,7 +427,7 @@ mod tests {
     fn the_last_hour_by_the_minute_the_rest_by_ten_minutes() {
         let stats = Stats::default();
         let start = 1_000 * 24 * HOUR_MS;
-        // One attempt a minute for a day and a half.
+        // One attempt a minute for a day and a half; every fourth fails.
         for minute in 0..36 * 60 {
             let at = start + minute * MINUTE_MS;
             let (result, finished) = if minute % 4 == 0 {
@@ -327,20 +440,30 @@ mod tests {
         let now = start + (36 * 60 - 1) * MINUTE_MS;
         let hour = stats.entries("crm", now, 60);
         assert_eq!(hour.len(), 60);
-        assert!(
-            hour.iter()
-                .all(|slot| slot.attempts.iter().map(|(_, n)| n).sum::<u32>() == 1)
-        );
+        assert!(hour.iter().all(|entry| attempts(entry) == 1));
+        assert_eq!(hour[0].latency_ms, Some((21, 21)));
         let day = stats.entries("crm", now, WINDOW_MINUTES);
+        // 2159 is the last minute: minutes from 2100, ten-minute blocks
+        // from 720.
         assert_eq!(day.len(), 138 + 60);
-        let coarse = &day[10];
-        assert_eq!(coarse.succeeded + coarse.failed, 10, "{coarse:?}");
-        assert_eq!(coarse.latency.quantile(0.5), Some(21));
-        let windows: Vec<u64> = day
+        let block = &day[10];
+        assert_eq!((attempts(block), block.succeeded + block.failed), (10, 10), "{block:?}");
+        assert!(block.attempts.contains(&("status", 3)) || block.attempts.contains(&("status", 2)));
+        assert_eq!(block.latency_ms, Some((21, 21)));
+        let gaps: Vec<u64> = day
             .windows(2)
             .map(|pair| pair[1].start_minute - pair[0].start_minute)
             .collect();
-        assert!(windows[..137].iter().all(|gap| *gap == 10) && windows[138..].iter().all(|gap| *gap == 1));
+        assert!(gaps[..137].iter().all(|gap| *gap == 10) && gaps[138..].iter().all(|gap| *gap == 1));
+    }
+
+    #[test]
+    fn attempts_without_a_request_count_but_have_no_latency() {
+        let stats = Stats::default();
+        stats.record("crm", 0, "circuit_open", None, Finished::No);
+        let entries = stats.entries("crm", 0, 1);
+        assert_eq!(entries[0].attempts, [("circuit_open", 1)]);
+        assert_eq!(entries[0].latency_ms, None);
     }
 
     #[test]
@@ -354,7 +477,7 @@ mod tests {
             stats
                 .entries("never", 0, 60)
                 .iter()
-                .all(|slot| slot.attempts.is_empty())
+                .all(|entry| entry.attempts.is_empty())
         );
     }
 }

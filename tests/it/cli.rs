@@ -80,6 +80,19 @@ async fn operators_list_show_and_retry_deliveries() {
     let rows: Vec<&str> = out.lines().skip(1).collect();
     assert!(rows.len() == 1 && rows[0].starts_with(&id), "{out}");
 
+    let (code, out, err) = hookd(&[&["endpoints", "stats", "crm"][..], &admin].concat(), &[]).await;
+    assert_eq!(code, 0, "{err}");
+    let chart = out.lines().nth(1).unwrap_or_default();
+    assert_eq!(chart.chars().count(), 62, "60 minutes between bars: {out}");
+    assert!(
+        chart.contains('█'),
+        "the one minute with an attempt is the busiest: {out}"
+    );
+    assert!(
+        out.contains("attempts 1: status 1; deliveries succeeded 0, failed 1"),
+        "{out}"
+    );
+
     let (code, out, _) = hookd(&[&["deliveries", "show", &id][..], &admin].concat(), &[]).await;
     assert_eq!(code, 0);
     assert!(

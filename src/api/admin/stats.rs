@@ -13,7 +13,7 @@ use crate::api::error::ApiError;
 use crate::api::extract::{Path, Query};
 use crate::clock;
 use crate::config::parse_duration;
-use crate::dispatch::stats::{Slot, WINDOW_MINUTES};
+use crate::dispatch::stats::{Entry, WINDOW_MINUTES};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,21 +47,21 @@ pub async fn show(
     Ok(Json(json!({ "endpoint": id, "window": window, "minutes": entries })))
 }
 
-fn entry(slot: &Slot) -> Value {
-    let attempts: Map<String, Value> = slot
+fn entry(entry: &Entry) -> Value {
+    let attempts: Map<String, Value> = entry
         .attempts
         .iter()
-        .map(|(result, count)| (result.clone(), Value::from(*count)))
+        .map(|(result, count)| ((*result).to_owned(), Value::from(*count)))
         .collect();
-    let latency = match (slot.latency.quantile(0.5), slot.latency.quantile(0.99)) {
-        (Some(p50), Some(p99)) => json!({ "p50": p50, "p99": p99 }),
-        _ => Value::Null,
+    let latency = match entry.latency_ms {
+        Some((p50, p99)) => json!({ "p50": p50, "p99": p99 }),
+        None => Value::Null,
     };
     json!({
-        "at": clock::rfc3339(slot.start_minute * 60_000),
+        "at": clock::rfc3339(entry.start_minute * 60_000),
         "attempts": attempts,
-        "succeeded": slot.succeeded,
-        "failed": slot.failed,
+        "succeeded": entry.succeeded,
+        "failed": entry.failed,
         "latency_ms": latency,
     })
 }
