@@ -330,29 +330,30 @@ async fn circuit_changed(context: &AttemptContext, change: CircuitChange) {
     let endpoint = &context.target.endpoint;
     let tenant = endpoint.audience.as_written();
     match change {
-        CircuitChange::Opened(open) => tracing::warn!(
-            endpoint = %endpoint.id,
-            tenant,
-            failures = open.failures,
-            cooldown_ms = open.cooldown_ms,
-            "the endpoint's circuit opened: no requests until the cooldown is over"
-        ),
+        CircuitChange::Opened(open) => {
+            tracing::warn!(
+                endpoint = %endpoint.id,
+                tenant,
+                failures = open.failures,
+                cooldown_ms = open.cooldown_ms,
+                "the endpoint's circuit opened: no requests until the cooldown is over"
+            );
+            context
+                .operations
+                .circuit_opened(endpoint, open.failures, open.cooldown_ms);
+        }
         CircuitChange::Reopened(open) => tracing::warn!(
             endpoint = %endpoint.id,
             tenant,
             cooldown_ms = open.cooldown_ms,
             "the probe failed: the endpoint's circuit is open again"
         ),
-        CircuitChange::Closed(_) => tracing::info!(endpoint = %endpoint.id, tenant, "the endpoint's circuit closed"),
-    }
-    match change {
-        CircuitChange::Opened(open) => context
-            .operations
-            .circuit_opened(endpoint, open.failures, open.cooldown_ms),
-        CircuitChange::Closed(open) => context
-            .operations
-            .circuit_closed(endpoint, open.failures, open.cooldown_ms),
-        CircuitChange::Reopened(_) => {}
+        CircuitChange::Closed(open) => {
+            tracing::info!(endpoint = %endpoint.id, tenant, "the endpoint's circuit closed");
+            context
+                .operations
+                .circuit_closed(endpoint, open.failures, open.cooldown_ms);
+        }
     }
     if let Err(error) = context.breaker.persist(&context.store).await {
         tracing::error!(endpoint = %endpoint.id, %error, "cannot keep the circuit's state in the store");

@@ -85,20 +85,7 @@ impl Health {
     /// Endpoint `endpoint`'s health, where its attempts record; the same
     /// across reloads.
     pub fn of_endpoint(&self, endpoint: &str) -> Arc<EndpointHealth> {
-        if let Some(health) = self
-            .endpoints
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(endpoint)
-        {
-            return health.clone();
-        }
-        self.endpoints
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(endpoint.to_owned())
-            .or_default()
-            .clone()
+        super::per_endpoint::entry_of(&self.endpoints, endpoint)
     }
 
     /// The share of successful attempts in the last hour (`None` without

@@ -31,6 +31,7 @@ pub mod limits;
 pub mod outcome;
 mod pacer;
 pub mod pauses;
+mod per_endpoint;
 mod permits;
 pub mod request;
 mod resizable_semaphore;

@@ -298,7 +298,7 @@ impl Stats {
             debug_assert!(false, "unknown attempt result {result}");
             return;
         };
-        let slots = self.slots_of(endpoint);
+        let slots = super::per_endpoint::entry_of(&self.endpoints, endpoint);
         let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
         let minute = now_ms / MINUTE_MS;
         slots.roll(minute);
@@ -310,23 +310,6 @@ impl Stats {
             .block
             .get_or_insert_with(|| Open::new(minute / COARSE_MINUTES * COARSE_MINUTES))
             .record(result, latency_ms, finished);
-    }
-
-    fn slots_of(&self, endpoint: &str) -> Arc<Mutex<Slots>> {
-        if let Some(slots) = self
-            .endpoints
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(endpoint)
-        {
-            return slots.clone();
-        }
-        self.endpoints
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(endpoint.to_owned())
-            .or_default()
-            .clone()
     }
 
     /// `endpoint`'s entries over the last `window_minutes` at `now_ms`,

@@ -94,6 +94,23 @@ impl Store {
         answer.pop().unwrap_or(Err(Error::Closed))
     }
 
+    /// Applies several transitions in order, in writes of up to
+    /// [`MAX_GROUP`], awaiting them all; what each did, in order.
+    pub async fn apply_all(&self, transitions: Vec<Transition>) -> Vec<Result<Applied, Error>> {
+        let mut transitions = transitions.into_iter().peekable();
+        let mut results = Vec::new();
+        while transitions.peek().is_some() {
+            let chunk: Vec<Transition> = transitions.by_ref().take(MAX_GROUP).collect();
+            let count = chunk.len();
+            let (reply, answer) = oneshot::channel();
+            results.extend(match self.send_changes(chunk, Reply::Task(reply)) {
+                Ok(()) => answer.await.unwrap_or_else(|_| closed_answer(count, &Error::Closed)),
+                Err(error) => closed_answer(count, &error),
+            });
+        }
+        results
+    }
+
     /// Applies `change` to delivery `id` at `now_ms` if it is as `expect`
     /// says, blocking this thread until it is written (for threads of
     /// their own, and tests); see [`lifecycle`].

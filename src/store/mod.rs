@@ -394,11 +394,7 @@ impl Store {
                 now_ms,
             })
             .collect();
-        let store = self.clone();
-        let results = tokio::task::spawn_blocking(move || store.transition_all(transitions))
-            .await
-            .expect("applying transitions does not panic");
-        for result in results {
+        for result in self.apply_all(transitions).await {
             if let Err(error) = result {
                 tracing::error!(%error, "a keyed delivery could not take its turn; it will at the next start");
             }

@@ -107,32 +107,19 @@ pub(super) fn sequence_entry(next: u64) -> (&'static [u8], [u8; 8]) {
 pub(super) fn entries<'a>(db: &'a DB, prefix: &'a [u8]) -> impl Iterator<Item = Result<(Vec<u8>, String), Error>> + 'a {
     with_prefix(db, rocksdb::DEFAULT_COLUMN_FAMILY_NAME, prefix).map(|entry| {
         let (key, _) = entry?;
-        let id = split_entry(&key).ok_or_else(|| Error::Corrupt("order entry".into()))?;
-        Ok((group_of(&key).to_vec(), id.to_owned()))
+        let (group, id) = split_entry(&key).ok_or_else(|| Error::Corrupt("order entry".into()))?;
+        Ok((group.to_vec(), id.to_owned()))
     })
 }
 
-/// The group prefix and delivery id of an entry.
-fn split_entry(key: &[u8]) -> Option<&str> {
+/// An entry's group prefix (its endpoint and key) and delivery id.
+fn split_entry(key: &[u8]) -> Option<(&[u8], &str)> {
     let rest = key.strip_prefix(ORDER_PREFIX)?;
     let endpoint_end = rest.iter().position(|b| *b == 0)?;
     let length = u16::from_be_bytes(rest.get(endpoint_end + 1..endpoint_end + 3)?.try_into().ok()?) as usize;
-    let id = rest.get(endpoint_end + 3 + length + 8..)?;
-    std::str::from_utf8(id).ok()
-}
-
-/// An entry's group prefix (its endpoint and key).
-fn group_of(key: &[u8]) -> &[u8] {
-    let Some(rest) = key.strip_prefix(ORDER_PREFIX) else {
-        return key;
-    };
-    let Some(endpoint_end) = rest.iter().position(|b| *b == 0) else {
-        return key;
-    };
-    let length = rest
-        .get(endpoint_end + 1..endpoint_end + 3)
-        .map_or(0, |bytes| u16::from_be_bytes([bytes[0], bytes[1]]) as usize);
-    &key[..(ORDER_PREFIX.len() + endpoint_end + 3 + length).min(key.len())]
+    let group_end = ORDER_PREFIX.len() + endpoint_end + 3 + length;
+    let id = key.get(group_end + 8..)?;
+    Some((&key[..group_end], std::str::from_utf8(id).ok()?))
 }
 
 /// Makes due, at `now_ms`, the first delivery of each key that still

@@ -37,6 +37,17 @@ fn interleaved(keys: usize, count: usize, tag: &str) -> Vec<String> {
     events
 }
 
+/// Posts `events` as one batch to `ingest`; they must be accepted.
+async fn post_batch(http: &HttpClient, ingest: &str, events: &[String]) {
+    let answer = http
+        .post_json(
+            &format!("{ingest}/v1/events/batch"),
+            format!(r#"{{"events":[{}]}}"#, events.join(",")),
+        )
+        .await;
+    assert_eq!(answer.status, 202, "{:?}", answer.json);
+}
+
 /// Each key's requests, in arrival order: (number, answered status).
 fn by_key(received: &[Received]) -> BTreeMap<String, Vec<(u64, u16)>> {
     let mut keys: BTreeMap<String, Vec<(u64, u16)>> = BTreeMap::new();
@@ -81,14 +92,7 @@ async fn each_keys_deliveries_go_one_at_a_time_in_order_through_failures() {
     .await;
     let events = interleaved(5, 20, "a");
     for chunk in events.chunks(7) {
-        let answer = sidecar
-            .http
-            .post_json(
-                &format!("{}/v1/events/batch", sidecar.ingest),
-                format!(r#"{{"events":[{}]}}"#, chunk.join(",")),
-            )
-            .await;
-        assert_eq!(answer.status, 202, "{:?}", answer.json);
+        post_batch(&sidecar.http, &sidecar.ingest, chunk).await;
     }
     let keyed = 5 * 20;
     crate::support::eventually(PATIENCE, || {
@@ -184,13 +188,7 @@ async fn the_order_holds_across_kill_9() {
         // Post a share of the events, then kill mid-way through delivery.
         let share = events.len() / 3;
         for chunk in events[posted..posted + share].chunks(9) {
-            let answer = http
-                .post_json(
-                    &format!("{}/v1/events/batch", hookd.ingest),
-                    format!(r#"{{"events":[{}]}}"#, chunk.join(",")),
-                )
-                .await;
-            assert_eq!(answer.status, 202, "{:?}", answer.json);
+            post_batch(&http, &hookd.ingest, chunk).await;
         }
         posted += share;
         tokio::time::sleep(Duration::from_millis(150 + 100 * round)).await;
@@ -198,13 +196,7 @@ async fn the_order_holds_across_kill_9() {
     }
     let hookd = HookdProcess::spawn(&config);
     for chunk in events[posted..].chunks(9) {
-        let answer = http
-            .post_json(
-                &format!("{}/v1/events/batch", hookd.ingest),
-                format!(r#"{{"events":[{}]}}"#, chunk.join(",")),
-            )
-            .await;
-        assert_eq!(answer.status, 202, "{:?}", answer.json);
+        post_batch(&http, &hookd.ingest, chunk).await;
     }
     let deadline = Instant::now() + PATIENCE;
     loop {
