@@ -122,26 +122,16 @@ impl Parker {
     /// given up.
     pub async fn release_waiting(&self) {
         let store = self.parkables.store.clone();
-        let endpoints: Vec<String> = self
-            .parkables
-            .settings
-            .borrow()
-            .endpoints
-            .iter()
-            .map(|endpoint| endpoint.id.clone())
-            .collect();
         let reading = store.clone();
-        let waiting = tokio::task::spawn_blocking(move || -> Result<Vec<String>, crate::store::Error> {
-            let mut waiting = Vec::new();
-            for endpoint in &endpoints {
-                waiting.extend(reading.waiting_in_order(endpoint)?);
-            }
-            Ok(waiting)
-        })
-        .await
-        .expect("the read does not panic");
+        let waiting = tokio::task::spawn_blocking(move || reading.waiting_in_order())
+            .await
+            .expect("the read does not panic");
         match waiting {
-            Ok(waiting) if !waiting.is_empty() => store.take_turns(waiting, true).await,
+            Ok(waiting) if !waiting.is_empty() => {
+                store
+                    .take_turns(waiting.into_iter().map(|(_, id)| id).collect(), true)
+                    .await;
+            }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "cannot read the deliveries that wait for their key"),
         }

@@ -39,7 +39,7 @@ pub mod retry;
 pub mod stats;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -131,6 +131,34 @@ struct RunningWorker {
     task: JoinHandle<JoinSet<()>>,
 }
 
+/// The deliveries waiting for their key on endpoints that no longer order
+/// (a reload, or a restart, turned `ordering` off) go, and their workers
+/// are woken: one read of the order's entries per config.
+async fn release_unordered(store: Store, ordered: HashSet<String>, inboxes: Arc<Inboxes>) {
+    let reading = store.clone();
+    let waiting = match tokio::task::spawn_blocking(move || reading.waiting_in_order())
+        .await
+        .expect("the read does not panic")
+    {
+        Ok(waiting) => waiting,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the deliveries that wait for their key");
+            return;
+        }
+    };
+    let (released, ids): (Vec<String>, Vec<String>) = waiting
+        .into_iter()
+        .filter(|(endpoint, _)| !ordered.contains(endpoint))
+        .unzip();
+    if ids.is_empty() {
+        return;
+    }
+    store.take_turns(ids, true).await;
+    for endpoint in released.iter().collect::<HashSet<_>>() {
+        inboxes.wake(endpoint, 0);
+    }
+}
+
 impl Dispatcher {
     /// Starts a worker for each enabled endpoint. Fails only when the TLS
     /// setup cannot read `delivery.ca_file`.
@@ -193,6 +221,16 @@ impl Dispatcher {
             let task = tokio::spawn(worker.run(stop.clone()));
             self.workers.insert(id.to_owned(), RunningWorker { spec, stop, task });
         }
+        tokio::spawn(release_unordered(
+            self.parts.store.clone(),
+            settings
+                .endpoints
+                .iter()
+                .filter(|e| e.ordered)
+                .map(|e| e.id.clone())
+                .collect(),
+            self.parts.inboxes.clone(),
+        ));
         Ok(())
     }
 

@@ -123,13 +123,6 @@ impl Worker {
             jobs_move_cursor: true,
         };
         self.inbox.open();
-        if !self.context.target.endpoint.ordered {
-            tokio::spawn(release_waiting(
-                self.context.store.clone(),
-                self.endpoint.clone(),
-                self.inbox.clone(),
-            ));
-        }
         'work: while !stop.is_cancelled() {
             while attempts.try_join_next().is_some() {}
             if self.paused.borrow().contains(&self.endpoint) {
@@ -348,23 +341,6 @@ fn read_queue(
         }
     }
     Ok(read)
-}
-
-/// The endpoint does not order (any more): its deliveries that wait for
-/// their key go, and the worker is woken for them.
-async fn release_waiting(store: Store, endpoint: String, inbox: Arc<Inbox>) {
-    let reading = store.clone();
-    let waiting = tokio::task::spawn_blocking(move || reading.waiting_in_order(&endpoint))
-        .await
-        .expect("the read does not panic");
-    match waiting {
-        Ok(waiting) if waiting.is_empty() => {}
-        Ok(waiting) => {
-            store.take_turns(waiting, true).await;
-            inbox.wake(0);
-        }
-        Err(error) => tracing::warn!(%error, "cannot read the deliveries that wait for their key"),
-    }
 }
 
 /// One attempt, with what follows it: a retry's due time wakes the

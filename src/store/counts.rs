@@ -77,8 +77,8 @@ impl DeliveryCounts {
             }
         }
         // Keyed deliveries that wait for their key have no `due` entry.
-        for endpoint in super::ordering::waiting_endpoints(db) {
-            counts.add(&endpoint?, Share::Pending, 1);
+        for waiting in super::ordering::waiting_entries(db) {
+            counts.add(&waiting?.0, Share::Pending, 1);
         }
         Ok(counts)
     }

@@ -76,14 +76,16 @@ pub(super) fn entry_value(place: &OrderPlace) -> &'static [u8] {
 
 const WAITING: &[u8] = &[1];
 
-/// The endpoint of each waiting delivery's entry, for the counts at open.
-pub(super) fn waiting_endpoints(db: &DB) -> impl Iterator<Item = Result<String, Error>> + '_ {
+/// The endpoint and delivery id of each waiting delivery, from the
+/// entries alone (their values say which wait).
+pub(super) fn waiting_entries(db: &DB) -> impl Iterator<Item = Result<(String, String), Error>> + '_ {
     with_prefix(db, rocksdb::DEFAULT_COLUMN_FAMILY_NAME, ORDER_PREFIX).filter_map(|entry| match entry {
         Err(error) => Some(Err(error.into())),
         Ok((key, value)) if value.as_ref() == WAITING => {
-            let rest = &key[ORDER_PREFIX.len()..];
-            let end = rest.iter().position(|b| *b == 0)?;
-            Some(Ok(String::from_utf8_lossy(&rest[..end]).into_owned()))
+            let (group, id) = split_entry(&key)?;
+            let endpoint = &group[ORDER_PREFIX.len()..];
+            let endpoint = &endpoint[..endpoint.iter().position(|b| *b == 0)?];
+            Some(Ok((String::from_utf8_lossy(endpoint).into_owned(), id.to_owned())))
         }
         Ok(_) => None,
     })
@@ -162,20 +164,10 @@ pub(super) fn release_stranded(db: &DB, now_ms: u64) -> Result<usize, Error> {
 }
 
 impl Store {
-    /// The deliveries of `endpoint` that wait for their key.
-    pub fn waiting_in_order(&self, endpoint: &str) -> Result<Vec<String>, Error> {
+    /// Every delivery that waits for its key, as (endpoint, delivery id):
+    /// one read of the order's entries, nothing when no endpoint orders.
+    pub fn waiting_in_order(&self) -> Result<Vec<(String, String)>, Error> {
         let db = self.db()?;
-        let prefix = endpoint_prefix(endpoint);
-        let mut waiting = Vec::new();
-        for entry in entries(&db, &prefix) {
-            let (_, id) = entry?;
-            if self
-                .delivery(&id)?
-                .is_some_and(|record| record.order.is_some_and(|place| place.waits))
-            {
-                waiting.push(id);
-            }
-        }
-        Ok(waiting)
+        waiting_entries(&db).collect()
     }
 }
