@@ -34,7 +34,8 @@ test_deps() {
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
-  if [ ! -d tests/node/node_modules/standardwebhooks ] || [ ! -d tests/node/node_modules/playwright-core ]; then
+  if [ ! -d tests/node/node_modules/standardwebhooks ] || [ ! -d tests/node/node_modules/playwright-core ] \
+    || [ ! -d tests/node/node_modules/@seriousme/openapi-schema-validator ]; then
     (cd tests/node && npm ci --no-audit --no-fund --silent)
   fi
 }

@@ -338,6 +338,7 @@ async fn circuit_changed(context: &AttemptContext, change: CircuitChange) {
                 cooldown_ms = open.cooldown_ms,
                 "the endpoint's circuit opened: no requests until the cooldown is over"
             );
+            context.stats.circuit_opened(&endpoint.id, open.opened_at_ms);
             context
                 .operations
                 .circuit_opened(endpoint, open.failures, open.cooldown_ms);
@@ -350,6 +351,9 @@ async fn circuit_changed(context: &AttemptContext, change: CircuitChange) {
         ),
         CircuitChange::Closed(open) => {
             tracing::info!(endpoint = %endpoint.id, tenant, "the endpoint's circuit closed");
+            context
+                .stats
+                .circuit_closed(&endpoint.id, open.opened_at_ms, clock::now_ms());
             context
                 .operations
                 .circuit_closed(endpoint, open.failures, open.cooldown_ms);

@@ -2,7 +2,7 @@
 //! `GET /v1/endpoints/{id}/stats` (SPEC 6), the dashboard's charts and
 //! `hookd endpoints stats`: per minute for the last hour, per ten minutes
 //! before that, attempts by result, deliveries succeeded and failed, and
-//! latency p50 and p99.
+//! latency p50 and p99, and the periods in which its circuit was open.
 //!
 //! Kept in memory as attempts are recorded, and bounded: each attempt
 //! counts in its minute and in its ten minutes at once, into the two
@@ -208,6 +208,18 @@ pub enum Finished {
     Failed,
 }
 
+/// A period in which an endpoint's circuit was open, in ms since the
+/// epoch; `until_ms`: none while it is still open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenPeriod {
+    pub from_ms: u64,
+    pub until_ms: Option<u64>,
+}
+
+/// Open periods an endpoint keeps at most: a circuit that opens more often
+/// than that in a day forgets its oldest.
+const MAX_OPEN_PERIODS: usize = 64;
+
 /// One endpoint's figures. Each attempt counts in its minute and in its
 /// ten minutes at once, so a minute that is over needs no merging: only
 /// the two under way keep a sketch.
@@ -219,6 +231,8 @@ struct Slots {
     /// Ten minutes that are over, of the last day, oldest first.
     coarse: VecDeque<Tally>,
     block: Option<Open>,
+    /// The circuit's open periods of the last day, oldest first.
+    circuit_open: VecDeque<OpenPeriod>,
 }
 
 impl Slots {
@@ -246,10 +260,26 @@ impl Slots {
         {
             self.coarse.pop_front();
         }
+        let day_ago_ms = minute.saturating_sub(WINDOW_MINUTES + COARSE_MINUTES) * MINUTE_MS;
+        while self
+            .circuit_open
+            .front()
+            .is_some_and(|oldest| oldest.until_ms.is_some_and(|until| until < day_ago_ms))
+        {
+            self.circuit_open.pop_front();
+        }
     }
 
     fn is_empty(&self) -> bool {
-        self.fine.is_empty() && self.coarse.is_empty() && self.minute.is_none() && self.block.is_none()
+        self.fine.is_empty()
+            && self.coarse.is_empty()
+            && self.minute.is_none()
+            && self.block.is_none()
+            && self.circuit_open.is_empty()
+    }
+
+    fn is_open(&self) -> bool {
+        self.circuit_open.back().is_some_and(|last| last.until_ms.is_none())
     }
 
     fn minute_at(&self, minute: u64) -> Option<Tally> {
@@ -312,6 +342,65 @@ impl Stats {
             .record(result, latency_ms, finished);
     }
 
+    /// Notes that `endpoint`'s circuit opened at `at_ms` (a failed probe
+    /// that opens it again continues the period).
+    pub fn circuit_opened(&self, endpoint: &str, at_ms: u64) {
+        let slots = super::per_endpoint::entry_of(&self.endpoints, endpoint);
+        let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.roll(at_ms / MINUTE_MS);
+        if !slots.is_open() {
+            if slots.circuit_open.len() == MAX_OPEN_PERIODS {
+                slots.circuit_open.pop_front();
+            }
+            slots.circuit_open.push_back(OpenPeriod {
+                from_ms: at_ms,
+                until_ms: None,
+            });
+        }
+    }
+
+    /// Notes that `endpoint`'s circuit closed at `at_ms`; `opened_at_ms`:
+    /// when the period began, for one these figures did not see begin
+    /// (it was open before a restart).
+    pub fn circuit_closed(&self, endpoint: &str, opened_at_ms: u64, at_ms: u64) {
+        if !self.circuit_is_open(endpoint) {
+            self.circuit_opened(endpoint, opened_at_ms.min(at_ms));
+        }
+        let slots = super::per_endpoint::entry_of(&self.endpoints, endpoint);
+        let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(last) = slots.circuit_open.back_mut() {
+            last.until_ms = Some(at_ms);
+        }
+    }
+
+    fn circuit_is_open(&self, endpoint: &str) -> bool {
+        self.kept(endpoint)
+            .is_some_and(|slots| slots.lock().unwrap_or_else(PoisonError::into_inner).is_open())
+    }
+
+    /// `endpoint`'s open periods that overlap the last `window_minutes` at
+    /// `now_ms`, oldest first.
+    pub fn circuit_open(&self, endpoint: &str, now_ms: u64, window_minutes: u64) -> Vec<OpenPeriod> {
+        let since_ms = now_ms.saturating_sub(window_minutes.clamp(1, WINDOW_MINUTES) * MINUTE_MS);
+        self.kept(endpoint).map_or_else(Vec::new, |slots| {
+            let slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
+            slots
+                .circuit_open
+                .iter()
+                .filter(|period| period.until_ms.is_none_or(|until| until >= since_ms))
+                .copied()
+                .collect()
+        })
+    }
+
+    fn kept(&self, endpoint: &str) -> Option<Arc<Mutex<Slots>>> {
+        self.endpoints
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(endpoint)
+            .cloned()
+    }
+
     /// `endpoint`'s entries over the last `window_minutes` at `now_ms`,
     /// oldest first, empty ones included: one per minute from the ten
     /// minutes that hold the start of the last hour (60 to 69 entries),
@@ -321,13 +410,7 @@ impl Stats {
         let window = window_minutes.clamp(1, WINDOW_MINUTES);
         let first = minute + 1 - window.min(minute + 1);
         let fine_from = (minute + 1 - FINE_MINUTES.min(minute + 1)) / COARSE_MINUTES * COARSE_MINUTES;
-        let kept = self
-            .endpoints
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(endpoint)
-            .cloned();
-        match kept {
+        match self.kept(endpoint) {
             Some(kept) => {
                 let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
                 kept.roll(minute);
@@ -447,6 +530,39 @@ mod tests {
         let entries = stats.entries("crm", 0, 1);
         assert_eq!(entries[0].attempts, [("circuit_open", 1)]);
         assert_eq!(entries[0].latency_ms, None);
+    }
+
+    #[test]
+    fn open_periods_of_the_circuit_in_the_window() {
+        let stats = Stats::default();
+        let start = 1_000 * 24 * HOUR_MS;
+        stats.circuit_opened("crm", start);
+        // A failed probe continues the period.
+        stats.circuit_opened("crm", start + MINUTE_MS);
+        stats.circuit_closed("crm", start, start + 5 * MINUTE_MS);
+        // Open before a restart: its period starts when it opened.
+        stats.circuit_closed("crm", start + 9 * MINUTE_MS, start + 10 * MINUTE_MS);
+        stats.circuit_opened("crm", start + 30 * MINUTE_MS);
+        let periods = |now, window| {
+            stats
+                .circuit_open("crm", now, window)
+                .iter()
+                .map(|period| (period.from_ms - start, period.until_ms.map(|until| until - start)))
+                .collect::<Vec<_>>()
+        };
+        let now = start + 40 * MINUTE_MS;
+        assert_eq!(
+            periods(now, 60),
+            [
+                (0, Some(5 * MINUTE_MS)),
+                (9 * MINUTE_MS, Some(10 * MINUTE_MS)),
+                (30 * MINUTE_MS, None)
+            ]
+        );
+        assert_eq!(periods(now, 20), [(30 * MINUTE_MS, None)]);
+        // A day later only the one still open is kept.
+        stats.prune(now + 25 * HOUR_MS);
+        assert_eq!(periods(now + 25 * HOUR_MS, WINDOW_MINUTES), [(30 * MINUTE_MS, None)]);
     }
 
     #[test]

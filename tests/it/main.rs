@@ -21,6 +21,7 @@ mod ingest_batch;
 mod limits;
 mod logs;
 mod metrics;
+mod openapi;
 mod operations;
 mod ordering;
 mod races;

@@ -1,6 +1,6 @@
 //! The admin API for operators (SPEC section 6): health, endpoints,
-//! deliveries, manual retry, the config, and the dashboard that shows them,
-//! behind [`guard`].
+//! deliveries, manual retry, the config, the dashboard that shows them and
+//! the OpenAPI description of it all, behind [`guard`].
 
 mod config;
 mod dashboard;
@@ -8,6 +8,7 @@ mod deliveries;
 mod endpoints;
 mod guard;
 mod health;
+mod openapi;
 mod page_size;
 mod stats;
 mod views;
@@ -64,19 +65,20 @@ pub fn router(state: AppState) -> Router {
             post(deliveries::retry).fallback(method_not_allowed),
         )
         .route("/v1/config", get(config::show).fallback(method_not_allowed))
+        .route("/openapi.json", get(openapi::show).fallback(method_not_allowed))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .with_state(state)
 }
 
-/// Runs store work off the async threads: listings and counts read many
-/// keys.
 /// An operator acts on `endpoint` (a retry, a test ping, a resume): an
 /// open circuit becomes half-open at once, so the next delivery probes.
 async fn probe_now(state: &AppState, endpoint: &str) -> Result<(), ApiError> {
     Ok(state.limits.breakers().probe_now(endpoint, &state.store).await?)
 }
 
+/// Runs store work off the async threads: listings and counts read many
+/// keys.
 async fn blocking<T: Send + 'static>(
     state: &AppState,
     work: impl FnOnce(&Store) -> Result<T, store::Error> + Send + 'static,

@@ -1,6 +1,7 @@
 //! `GET /v1/endpoints/{id}/stats?window=1h` (SPEC 6): an endpoint's
 //! attempts per minute for the last hour, per ten minutes before that, from
-//! this replica's figures ([`crate::dispatch::stats`]).
+//! this replica's figures ([`crate::dispatch::stats`]), and the periods in
+//! which its circuit was open (`circuit_open`, for the dashboard's bands).
 
 use axum::Json;
 use axum::extract::State;
@@ -38,13 +39,25 @@ pub async fn show(
         .ok_or_else(|| {
             ApiError::invalid_field(format!("`window` must be a duration from 1m to 24h, not `{window}`"))
         })?;
-    let entries: Vec<Value> = state
+    let now = clock::now_ms();
+    let entries: Vec<Value> = state.stats.entries(&id, now, minutes).iter().map(entry).collect();
+    let circuit_open: Vec<Value> = state
         .stats
-        .entries(&id, clock::now_ms(), minutes)
+        .circuit_open(&id, now, minutes)
         .iter()
-        .map(entry)
+        .map(|period| {
+            json!({
+                "from": clock::rfc3339(period.from_ms),
+                "until": period.until_ms.map(clock::rfc3339),
+            })
+        })
         .collect();
-    Ok(Json(json!({ "endpoint": id, "window": window, "minutes": entries })))
+    Ok(Json(json!({
+        "endpoint": id,
+        "window": window,
+        "minutes": entries,
+        "circuit_open": circuit_open,
+    })))
 }
 
 fn entry(entry: &Entry) -> Value {

@@ -1,4 +1,5 @@
-//! A small real HTTP client for tests.
+//! A small real HTTP client for tests; it holds every answer of hookd's
+//! APIs to the OpenAPI description ([`super::openapi`]).
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
@@ -74,7 +75,7 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<(StatusCode, HeaderMap, Bytes), hyper_util::client::legacy::Error> {
-        let mut request = Request::builder().method(method).uri(url);
+        let mut request = Request::builder().method(method.clone()).uri(url);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -90,6 +91,10 @@ impl HttpClient {
             .await
             .expect("reading the answer")
             .to_bytes();
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok());
+        super::openapi::check(&method, url, status, content_type, &body);
         Ok((status, headers, body))
     }
 }
