@@ -1,7 +1,9 @@
 //! The dashboard in a real headless Chromium (`tests/node/dashboard.js`):
-//! log in with the token, see a failed delivery and its attempts, click
-//! Retry, see it succeed. The screenshot it takes is `docs/dashboard.png`
-//! when `UPDATE_DASHBOARD_SCREENSHOT=1`.
+//! log in with the token, see a failed delivery and its attempts, page and
+//! search 32 endpoints, read an endpoint's charts from their SVG, find the
+//! delivery by its id and its event id, read its payload, retry it from
+//! there and see it succeed. The screenshot it takes is
+//! `docs/dashboard.png` when `UPDATE_DASHBOARD_SCREENSHOT=1`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,6 +20,16 @@ async fn a_failed_delivery_is_retried_from_the_dashboard() {
     let crm = Receiver::start().await;
     crm.answer_by_default(Reply::status(500).with_body(r#"{"error":"subscriber is down for maintenance"}"#));
     let billing = Receiver::start().await;
+    // 30 more endpoints, of three tenants, for the pages and the search.
+    let fleet: String = (0..30)
+        .map(|n| {
+            let tenant = ["globex", "acme", "initech"][n % 3];
+            format!(
+                "[[endpoints]]\nid = \"fleet-{n:02}\"\ntenant = \"{tenant}\"\nurl = \"{}\"\nevents = [\"course.*\"]\nsecret = \"fleet secret\"\n",
+                billing.url("/fleet")
+            )
+        })
+        .collect();
     let config = format!(
         r#"
 [admin]
@@ -39,7 +51,7 @@ id = "billing"
 url = "{}"
 events = ["payment.*"]
 secret = "billing secret"
-"#,
+{fleet}"#,
         crm.url("/webhooks"),
         billing.url("/hooks")
     );
@@ -51,7 +63,7 @@ secret = "billing secret"
         sidecar.post_event(body).await;
     }
     let event = sidecar
-        .post_event(r#"{"event":"enrollment.created","data":{"student_id":"student_xyz789"}}"#)
+        .post_event(r#"{"event":"enrollment.created","data":{"student_id":"student_xyz789","note":"<b>not bold</b>"}}"#)
         .await;
     let id = format!("{event}.crm");
     assert_eq!(sidecar.finished(&id, PATIENCE).await.status, DeliveryStatus::Failed);
