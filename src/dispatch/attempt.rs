@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use tower::{Service, ServiceExt};
 
 use super::adaptive_limit::signal_of;
-use super::breaker::{Breaker, CircuitChange, Probe};
+use super::breaker::{Breakers, CircuitChange, Probe};
 use super::client::EndpointStack;
 use super::health::EndpointHealth;
 use super::inbox::{Claim, Fresh, SendableEvent};
@@ -30,16 +30,22 @@ use crate::store::{self, AttemptRecord, Change, DeliveryStatus, Expect, NextStep
 /// How long hookd waits for the first 1 KiB of a response body.
 const SNIPPET_PATIENCE: Duration = Duration::from_secs(2);
 
-/// What one attempt needs besides its delivery.
+/// What one attempt needs besides its delivery: its endpoint's own parts,
+/// and those every endpoint shares (one pointer, so each of a fleet's
+/// workers holds three).
 pub struct AttemptContext {
-    pub store: Store,
     pub target: Arc<Target>,
-    /// Shared by every worker of the config.
-    pub retry: Arc<RetryPolicy>,
     /// This endpoint's health figures.
     pub health: Arc<EndpointHealth>,
-    /// This endpoint's circuit.
-    pub breaker: Arc<Breaker>,
+    pub shared: Arc<SharedContext>,
+}
+
+/// What the attempts of every endpoint of one config share.
+pub struct SharedContext {
+    pub store: Store,
+    pub retry: RetryPolicy,
+    /// Every endpoint's circuit.
+    pub breakers: Arc<Breakers>,
     /// Every endpoint's attempts per minute.
     pub stats: Arc<Stats>,
     /// Where a delivery that failed for good and a change of the circuit
@@ -260,7 +266,7 @@ async fn send(
         .await;
     };
     let started = Instant::now();
-    let in_flight = context.metrics.in_flight();
+    let in_flight = context.shared.metrics.in_flight();
     let result = match stack.ready().await {
         Ok(ready) => permits.await_response(ready.call(request)).await,
         Err(error) => Err(error),
@@ -284,7 +290,10 @@ async fn send(
     let now = clock::now_ms();
     // Before the permits go back: a delivery waiting for them must find
     // the circuit as this outcome leaves it.
-    let change = context.breaker.record(error_kind, now);
+    let change = context
+        .shared
+        .breakers
+        .record(&context.target.endpoint.id, error_kind, now);
     permits.finish(signal);
     if let Some(change) = change {
         circuit_changed(context, change).await;
@@ -317,6 +326,7 @@ fn next_after_failure(
         return NextStep::Failed;
     }
     match context
+        .shared
         .retry
         .after_failure(outgoing.number, retry_after, rand::random_range(-1.0..=1.0))
     {
@@ -338,8 +348,9 @@ async fn circuit_changed(context: &AttemptContext, change: CircuitChange) {
                 cooldown_ms = open.cooldown_ms,
                 "the endpoint's circuit opened: no requests until the cooldown is over"
             );
-            context.stats.circuit_opened(&endpoint.id, open.opened_at_ms);
+            context.shared.stats.circuit_opened(&endpoint.id, open.opened_at_ms);
             context
+                .shared
                 .operations
                 .circuit_opened(endpoint, open.failures, open.cooldown_ms);
         }
@@ -352,14 +363,21 @@ async fn circuit_changed(context: &AttemptContext, change: CircuitChange) {
         CircuitChange::Closed(open) => {
             tracing::info!(endpoint = %endpoint.id, tenant, "the endpoint's circuit closed");
             context
+                .shared
                 .stats
                 .circuit_closed(&endpoint.id, open.opened_at_ms, clock::now_ms());
             context
+                .shared
                 .operations
                 .circuit_closed(endpoint, open.failures, open.cooldown_ms);
         }
     }
-    if let Err(error) = context.breaker.persist(&context.store).await {
+    if let Err(error) = context
+        .shared
+        .breakers
+        .persist(&endpoint.id, &context.shared.store)
+        .await
+    {
         tracing::error!(endpoint = %endpoint.id, %error, "cannot keep the circuit's state in the store");
     }
 }
@@ -432,7 +450,7 @@ async fn record(
         change: Change::Attempted { attempt, next },
         now_ms: clock::now_ms(),
     };
-    if !context.store.apply(transition).await?.is_done() {
+    if !context.shared.store.apply(transition).await?.is_done() {
         // The sweeper expired it meanwhile: its outcome stays as recorded.
         tracing::warn!(
             endpoint,
@@ -443,6 +461,7 @@ async fn record(
     }
     let result_name = result.as_deref().unwrap_or("success");
     context
+        .shared
         .metrics
         .attempt(endpoint, result_name, latency.unwrap_or_default().as_secs_f64());
     let finished = match next {
@@ -450,7 +469,7 @@ async fn record(
         NextStep::Failed => Finished::Failed,
         NextStep::RetryAt(_) => Finished::No,
     };
-    context.stats.record(
+    context.shared.stats.record(
         endpoint,
         clock::now_ms(),
         result_name,
@@ -458,11 +477,11 @@ async fn record(
         finished,
     );
     match next {
-        NextStep::Succeeded => context.metrics.delivery_finished(endpoint, "succeeded"),
+        NextStep::Succeeded => context.shared.metrics.delivery_finished(endpoint, "succeeded"),
         NextStep::Failed => {
-            context.metrics.delivery_finished(endpoint, "failed");
+            context.shared.metrics.delivery_finished(endpoint, "failed");
             let event = &outgoing.event;
-            context.operations.delivery_failed(
+            context.shared.operations.delivery_failed(
                 &context.target.endpoint,
                 &FailedDelivery {
                     delivery_id: id,

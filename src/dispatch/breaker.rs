@@ -11,9 +11,11 @@
 //! resume makes an open circuit half-open at once.
 //!
 //! A circuit is per hookd and kept across reloads with the endpoint's
-//! other limits ([`super::limits`]), which hold [`Breakers`]. Its open period is kept in the store,
-//! so it survives a restart; the count of failures toward opening it does
-//! not (it starts again at zero).
+//! other limits ([`super::limits`]), which hold [`Breakers`]. An endpoint
+//! gets its breaker at its first failure that counts: most endpoints of a
+//! fleet never fail, and hold nothing. Its open period is kept in the
+//! store, so it survives a restart; the count of failures toward opening it
+//! does not (it starts again at zero).
 
 use std::collections::HashMap;
 use std::pin::pin;
@@ -60,7 +62,6 @@ pub enum CircuitChange {
 /// One endpoint's circuit.
 #[derive(Debug)]
 pub struct Breaker {
-    endpoint: String,
     state: Mutex<State>,
     /// Signalled when a probe is over, for the deliveries held behind it.
     probe_over: Notify,
@@ -81,9 +82,8 @@ struct State {
 }
 
 impl Breaker {
-    fn new(endpoint: &str, settings: BreakerSettings, open: Option<OpenCircuit>) -> Breaker {
+    fn new(settings: BreakerSettings, open: Option<OpenCircuit>) -> Breaker {
         Breaker {
-            endpoint: endpoint.to_owned(),
             state: Mutex::new(State {
                 settings,
                 failures: 0,
@@ -202,12 +202,12 @@ impl Breaker {
         state.settings = settings;
     }
 
-    /// Writes the circuit's state to the store, on a thread that may
-    /// block.
-    pub async fn persist(&self, store: &Store) -> Result<(), store::Error> {
+    /// Writes the circuit's state to the store as `endpoint`'s, on a thread
+    /// that may block.
+    async fn persist(&self, endpoint: &str, store: &Store) -> Result<(), store::Error> {
         let _turn = self.persisting.lock().await;
         let open = self.state().open;
-        let (store, endpoint) = (store.clone(), self.endpoint.clone());
+        let (store, endpoint) = (store.clone(), endpoint.to_owned());
         tokio::task::spawn_blocking(move || store.set_circuit(&endpoint, open.as_ref()))
             .await
             .expect("the write does not panic")
@@ -226,10 +226,13 @@ impl Drop for Probe {
     }
 }
 
-/// Every endpoint's circuit, kept across reloads.
-#[derive(Debug, Default)]
+/// Every endpoint's circuit, kept across reloads: the breakers of the
+/// endpoints that have had a failure that counts, or an open circuit the
+/// store kept.
+#[derive(Debug)]
 pub struct Breakers {
     endpoints: RwLock<HashMap<String, Arc<Breaker>>>,
+    settings: RwLock<BreakerSettings>,
 }
 
 impl Breakers {
@@ -237,25 +240,72 @@ impl Breakers {
     pub fn restore(open: impl IntoIterator<Item = (String, OpenCircuit)>, settings: BreakerSettings) -> Breakers {
         let endpoints = open
             .into_iter()
-            .map(|(endpoint, open)| {
-                let breaker = Arc::new(Breaker::new(&endpoint, settings, Some(open)));
-                (endpoint, breaker)
-            })
+            .map(|(endpoint, open)| (endpoint, Arc::new(Breaker::new(settings, Some(open)))))
             .collect();
         Breakers {
             endpoints: RwLock::new(endpoints),
+            settings: RwLock::new(settings),
         }
     }
 
-    /// The endpoint's breaker, with `settings`.
-    pub(super) fn of(&self, endpoint: &str, settings: BreakerSettings) -> Arc<Breaker> {
-        let mut endpoints = self.endpoints.write().unwrap_or_else(PoisonError::into_inner);
-        let breaker = endpoints
+    /// Every breaker follows `settings` from now on (a reload).
+    pub(super) fn set_settings(&self, settings: BreakerSettings) {
+        {
+            let mut current = self.settings.write().unwrap_or_else(PoisonError::into_inner);
+            if *current == settings {
+                return;
+            }
+            *current = settings;
+        }
+        for breaker in self.endpoints.read().unwrap_or_else(PoisonError::into_inner).values() {
+            breaker.set_settings(settings);
+        }
+    }
+
+    /// Whether a delivery of `endpoint` that came due may be sent
+    /// ([`Breaker::admit`]); an endpoint without a breaker sends.
+    pub async fn admit(&self, endpoint: &str) -> Admission {
+        match self.get(endpoint) {
+            Some(breaker) => breaker.admit().await,
+            None => Admission::Send(None),
+        }
+    }
+
+    pub fn is_closed(&self, endpoint: &str) -> bool {
+        self.get(endpoint).is_none_or(|breaker| breaker.is_closed())
+    }
+
+    /// Notes the outcome of an attempt of `endpoint` that was sent
+    /// ([`Breaker::record`]); its first failure that counts makes its
+    /// breaker.
+    pub fn record(&self, endpoint: &str, error: Option<ErrorKind>, now_ms: u64) -> Option<CircuitChange> {
+        let breaker = match error {
+            Some(kind) if kind.counts_toward_the_breaker() => Some(self.made(endpoint)),
+            _ => self.get(endpoint),
+        };
+        breaker.and_then(|breaker| breaker.record(error, now_ms))
+    }
+
+    /// Writes `endpoint`'s circuit to the store.
+    pub async fn persist(&self, endpoint: &str, store: &Store) -> Result<(), store::Error> {
+        match self.get(endpoint) {
+            Some(breaker) => breaker.persist(endpoint, store).await,
+            None => Ok(()),
+        }
+    }
+
+    /// `endpoint`'s breaker, made now if it has none.
+    fn made(&self, endpoint: &str) -> Arc<Breaker> {
+        if let Some(breaker) = self.get(endpoint) {
+            return breaker;
+        }
+        let settings = *self.settings.read().unwrap_or_else(PoisonError::into_inner);
+        self.endpoints
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
             .entry(endpoint.to_owned())
-            .or_insert_with(|| Arc::new(Breaker::new(endpoint, settings, None)))
-            .clone();
-        breaker.set_settings(settings);
-        breaker
+            .or_insert_with(|| Arc::new(Breaker::new(settings, None)))
+            .clone()
     }
 
     fn get(&self, endpoint: &str) -> Option<Arc<Breaker>> {
@@ -276,7 +326,7 @@ impl Breakers {
     /// half-open at once, in the store too.
     pub async fn probe_now(&self, endpoint: &str, store: &Store) -> Result<(), store::Error> {
         match self.get(endpoint) {
-            Some(breaker) if breaker.probe_now(clock::now_ms()) => breaker.persist(store).await,
+            Some(breaker) if breaker.probe_now(clock::now_ms()) => breaker.persist(endpoint, store).await,
             _ => Ok(()),
         }
     }
@@ -300,7 +350,7 @@ mod tests {
 
     #[test]
     fn opens_after_consecutive_failures_only() {
-        let breaker = Breaker::new("crm", settings(3), None);
+        let breaker = Breaker::new(settings(3), None);
         assert_eq!(breaker.record(Some(ErrorKind::Status), 0), None);
         assert_eq!(breaker.record(Some(ErrorKind::Timeout), 0), None);
         // A success starts the count again; kinds without a request do
@@ -324,7 +374,7 @@ mod tests {
 
     #[test]
     fn a_failed_probe_doubles_the_cooldown_up_to_the_most() {
-        let breaker = Breaker::new("crm", settings(1), None);
+        let breaker = Breaker::new(settings(1), None);
         breaker.record(Some(ErrorKind::Status), 0);
         let mut cooldowns = Vec::new();
         let mut now = 0;
@@ -344,7 +394,7 @@ mod tests {
 
     #[test]
     fn zero_failures_never_opens() {
-        let breaker = Breaker::new("crm", settings(0), None);
+        let breaker = Breaker::new(settings(0), None);
         for _ in 0..100 {
             assert_eq!(breaker.record(Some(ErrorKind::Status), 0), None);
         }
@@ -352,7 +402,7 @@ mod tests {
 
     #[test]
     fn an_operator_makes_an_open_circuit_half_open() {
-        let breaker = Breaker::new("crm", settings(1), None);
+        let breaker = Breaker::new(settings(1), None);
         breaker.record(Some(ErrorKind::Status), 0);
         assert!(breaker.probe_now(10));
         assert_eq!(breaker.circuit(10), Circuit::HalfOpen);
@@ -368,7 +418,7 @@ mod tests {
             cooldown_ms: 1,
             failures: 1,
         };
-        let breaker = Arc::new(Breaker::new("crm", settings(1), Some(open)));
+        let breaker = Arc::new(Breaker::new(settings(1), Some(open)));
         let Admission::Send(Some(probe)) = breaker.admit().await else {
             panic!("the first delivery after the cooldown is the probe");
         };

@@ -1,5 +1,5 @@
 //! Every endpoint's limits (its adaptive concurrency, how responsive it
-//! is, and its rate limit), kept across config reloads: a reload that
+//! is, its rate limit, and its circuit), kept across config reloads: a reload that
 //! keeps an endpoint keeps what its limit has learned, and its place in
 //! its rate limit while that is unchanged.
 
@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use super::adaptive_limit::AdaptiveLimit;
-use super::breaker::{Breaker, Breakers};
+use super::breaker::Breakers;
 use super::pacer::Pacer;
 use super::permits::Responsiveness;
 use crate::config::{BreakerSettings, RateLimit};
@@ -20,13 +20,12 @@ pub struct EndpointLimits {
     pub responsiveness: Arc<Responsiveness>,
     /// Its `rate_limit`, if it has one.
     pub pacer: Option<Arc<Pacer>>,
-    pub breaker: Arc<Breaker>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Limits {
     endpoints: RwLock<HashMap<String, EndpointLimits>>,
-    breakers: Breakers,
+    breakers: Arc<Breakers>,
 }
 
 impl Limits {
@@ -34,7 +33,7 @@ impl Limits {
     pub fn restore(open: impl IntoIterator<Item = (String, OpenCircuit)>, settings: BreakerSettings) -> Limits {
         Limits {
             endpoints: RwLock::default(),
-            breakers: Breakers::restore(open, settings),
+            breakers: Arc::new(Breakers::restore(open, settings)),
         }
     }
 
@@ -43,9 +42,14 @@ impl Limits {
         &self.breakers
     }
 
+    /// Every endpoint's circuit, to share.
+    pub fn breakers_shared(&self) -> Arc<Breakers> {
+        self.breakers.clone()
+    }
+
     /// The endpoint's limits, with the adaptive limit's upper bound set to
-    /// `max`, its rate limit to `rate_limit` and its breaker's settings to
-    /// `breaker`.
+    /// `max`, its rate limit to `rate_limit`, and every breaker's settings
+    /// to `breaker`.
     pub(super) fn of(
         &self,
         endpoint: &str,
@@ -53,13 +57,12 @@ impl Limits {
         rate_limit: Option<RateLimit>,
         breaker: BreakerSettings,
     ) -> EndpointLimits {
-        let breaker = self.breakers.of(endpoint, breaker);
+        self.breakers.set_settings(breaker);
         let mut endpoints = self.endpoints.write().unwrap_or_else(PoisonError::into_inner);
         let limits = endpoints.entry(endpoint.to_owned()).or_insert_with(|| EndpointLimits {
             adaptive: AdaptiveLimit::new(max),
             responsiveness: Arc::default(),
             pacer: None,
-            breaker: breaker.clone(),
         });
         limits.adaptive.set_max(max);
         if limits.pacer.as_ref().map(|pacer| pacer.limit()) != rate_limit {

@@ -47,7 +47,7 @@ use std::time::Duration;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use self::attempt::AttemptContext;
+use self::attempt::{AttemptContext, SharedContext};
 use self::client::{ClientError, EndpointStack, HttpClient, endpoint_stack, http_client};
 use self::destination::DestinationPolicy;
 use self::health::Health;
@@ -193,6 +193,14 @@ impl Dispatcher {
             schedule: delivery.retry_schedule.clone(),
             jitter: delivery.retry_jitter,
         });
+        let shared = Arc::new(SharedContext {
+            store: self.parts.store.clone(),
+            retry: RetryPolicy::clone(&retry),
+            breakers: self.parts.limits.breakers_shared(),
+            stats: self.parts.stats.clone(),
+            operations: self.parts.operations.clone(),
+            metrics: self.parts.metrics.clone(),
+        });
         let mut wanted: HashMap<&str, WorkerSpec> = settings
             .endpoints
             .iter()
@@ -216,7 +224,7 @@ impl Dispatcher {
         self.retire(stopping).await;
         wanted.retain(|id, _| !self.workers.contains_key(*id));
         for (id, spec) in wanted {
-            let worker = self.worker(spec.clone(), &stack);
+            let worker = self.worker(spec.clone(), &stack, &shared);
             let stop = CancellationToken::new();
             let task = tokio::spawn(worker.run(stop.clone()));
             self.workers.insert(id.to_owned(), RunningWorker { spec, stop, task });
@@ -258,7 +266,7 @@ impl Dispatcher {
         Ok(client)
     }
 
-    fn worker(&self, spec: WorkerSpec, stack: &Arc<EndpointStack>) -> Worker {
+    fn worker(&self, spec: WorkerSpec, stack: &Arc<EndpointStack>, shared: &Arc<SharedContext>) -> Worker {
         let endpoint = spec.endpoint;
         let parts = &self.parts;
         let limits = parts.limits.of(
@@ -272,14 +280,9 @@ impl Dispatcher {
             stack: stack.clone(),
             global: self.global.clone(),
             context: Arc::new(AttemptContext {
-                store: parts.store.clone(),
-                breaker: limits.breaker.clone(),
                 health: parts.health.of_endpoint(&endpoint.id),
                 target: Arc::new(Target::new(endpoint.clone())),
-                retry: spec.retry,
-                metrics: parts.metrics.clone(),
-                operations: parts.operations.clone(),
-                stats: parts.stats.clone(),
+                shared: shared.clone(),
             }),
             limits,
             inbox: parts.inboxes.get(&endpoint.id),

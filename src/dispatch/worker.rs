@@ -16,6 +16,7 @@
 //! thread, in the background, so fresh deliveries never wait for a read.
 
 use std::collections::HashSet;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -146,7 +147,7 @@ impl Worker {
                 queue.woken = true;
             }
             if queue.under_way.is_none() && Instant::now() >= queue.next_at {
-                if queue.woken || self.context.store.pending_count(&self.endpoint) > 0 {
+                if queue.woken || self.context.shared.store.pending_count(&self.endpoint) > 0 {
                     self.start_read(&mut queue);
                 } else {
                     // Nothing of this endpoint's is pending: nothing to read.
@@ -202,21 +203,26 @@ impl Worker {
     /// holds it while a probe is in flight), then, to send it, the
     /// endpoint's permits, its rate limit's turn and a global permit.
     /// `None` when the worker stops or its endpoint is paused meanwhile.
-    async fn pass(&mut self, stop: &CancellationToken) -> Option<Pass> {
+    ///
+    /// Boxed, once per pass: the worker's own future (which every idle
+    /// worker of a fleet holds) need not carry this one's state.
+    fn pass<'a>(&'a mut self, stop: &'a CancellationToken) -> Pin<Box<dyn Future<Output = Option<Pass>> + Send + 'a>> {
         let Worker {
             endpoint,
             limits,
             global,
             paused,
+            context,
             ..
         } = self;
+        let breakers = &context.shared.breakers;
         let admitted = async {
             loop {
-                match limits.breaker.admit().await {
+                match breakers.admit(endpoint).await {
                     Admission::Refuse => return Pass::CircuitOpen,
                     Admission::Send(probe) => {
                         let permits = Permits::acquire(limits, global).await;
-                        if probe.is_some() || limits.breaker.is_closed() {
+                        if probe.is_some() || breakers.is_closed(endpoint) {
                             return Pass::Send { permits, probe };
                         }
                         // The circuit opened while this delivery waited
@@ -233,13 +239,13 @@ impl Worker {
             }
             std::future::pending().await
         };
-        tokio::select! {
-            // Boxed: an idle worker (most of a fleet) need not carry this
-            // future's state in its own.
-            pass = Box::pin(admitted) => Some(pass),
-            () = Box::pin(paused) => None,
-            () = stop.cancelled() => None,
-        }
+        Box::pin(async move {
+            tokio::select! {
+                pass = admitted => Some(pass),
+                () = paused => None,
+                () = stop.cancelled() => None,
+            }
+        })
     }
 
     /// Starts reading the due deliveries from the queue's cursor.
@@ -250,7 +256,11 @@ impl Worker {
         }
         let (now, limit) = (clock::now_ms(), self.inbox.claimed() + SCAN_BATCH);
         queue.woken_during_read = false;
-        let (store, endpoint, inbox) = (self.context.store.clone(), self.endpoint.clone(), self.inbox.clone());
+        let (store, endpoint, inbox) = (
+            self.context.shared.store.clone(),
+            self.endpoint.clone(),
+            self.inbox.clone(),
+        );
         let from = queue.cursor;
         queue.under_way = Some(tokio::task::spawn_blocking(move || {
             read_queue(&store, &endpoint, &inbox, from, now, limit)
