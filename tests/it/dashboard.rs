@@ -59,6 +59,8 @@ secret = "billing secret"
     for body in [
         r#"{"event":"payment.completed","data":{"amount":49.0}}"#,
         r#"{"event":"payment.refunded","data":{"amount":12.5}}"#,
+        // To the ten fleet endpoints of acme.
+        r#"{"event":"course.published","data":{"course_id":"course_1"},"tenant":"acme"}"#,
     ] {
         sidecar.post_event(body).await;
     }

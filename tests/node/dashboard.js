@@ -3,7 +3,8 @@
 // endpoint's circuit open and its rate limit; pages and searches the
 // endpoints; reads crm's charts back from their SVG elements (60 minutes,
 // the two failed requests, a latency point for each minute the stats give
-// one, the circuit's open band); finds the failed delivery by its id and
+// one, the circuit's open band); filters the deliveries by tenant, status,
+// endpoint and event type; finds the failed delivery by its id and
 // by its event id; reads its payload as text; retries it from the payload
 // view and waits until it has succeeded and the circuit closed. From the
 // login on, the page must log no console error.
@@ -111,6 +112,23 @@ async function main() {
         && chart.p99 === withLatency && chart.bands === 1) || chart;
     }, 'the charts of two failed requests and an open circuit');
     await page.screenshot({ path: screenshot, fullPage: true });
+
+    // The deliveries, filtered: by tenant, status, endpoint and event type.
+    const listed = () => page.locator('#deliveries tr[data-delivery]').evaluateAll((rows) => rows.map((row) => {
+      const cells = [...row.cells].map((cell) => cell.innerText.trim());
+      return { id: row.dataset.delivery, event: cells[1], tenant: cells[2], endpoint: cells[3], status: cells[4] };
+    }));
+    const filtered = async (id, value, expected, wanted) => {
+      if (id === 'filter-status') await page.selectOption('#' + id, value);
+      else await page.fill('#' + id, value);
+      await until(async () => { const rows = await listed(); return rows.length === expected && rows.every(wanted) || rows; }, `${id} = ${value}`);
+      if (id === 'filter-status') await page.selectOption('#' + id, '');
+      else await page.fill('#' + id, '');
+    };
+    await filtered('filter-tenant', 'acme', 10, (row) => row.tenant === 'acme' && row.event === 'course.published');
+    await filtered('filter-status', 'failed', 2, (row) => row.status === 'failed' && row.endpoint === 'crm');
+    await filtered('filter-endpoint', 'billing', 2, (row) => row.endpoint === 'billing');
+    await filtered('filter-event', 'payment.refunded', 1, (row) => row.event === 'payment.refunded');
 
     // Found by its id: its details open.
     await page.locator('#detail-close').click();
