@@ -248,16 +248,15 @@ impl Breakers {
         }
     }
 
-    /// Every breaker follows `settings` from now on (a reload).
+    /// Every breaker follows `settings` from now on (a reload). Under the
+    /// map's lock, as a breaker is made, so none is made with the old ones.
     pub(super) fn set_settings(&self, settings: BreakerSettings) {
-        {
-            let mut current = self.settings.write().unwrap_or_else(PoisonError::into_inner);
-            if *current == settings {
-                return;
-            }
-            *current = settings;
+        if *self.settings.read().unwrap_or_else(PoisonError::into_inner) == settings {
+            return;
         }
-        for breaker in self.endpoints.read().unwrap_or_else(PoisonError::into_inner).values() {
+        let endpoints = self.endpoints.write().unwrap_or_else(PoisonError::into_inner);
+        *self.settings.write().unwrap_or_else(PoisonError::into_inner) = settings;
+        for breaker in endpoints.values() {
             breaker.set_settings(settings);
         }
     }
@@ -271,6 +270,7 @@ impl Breakers {
         }
     }
 
+    /// Whether `endpoint`'s circuit is closed (it is, without a breaker).
     pub fn is_closed(&self, endpoint: &str) -> bool {
         self.get(endpoint).is_none_or(|breaker| breaker.is_closed())
     }
@@ -299,10 +299,9 @@ impl Breakers {
         if let Some(breaker) = self.get(endpoint) {
             return breaker;
         }
+        let mut endpoints = self.endpoints.write().unwrap_or_else(PoisonError::into_inner);
         let settings = *self.settings.read().unwrap_or_else(PoisonError::into_inner);
-        self.endpoints
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+        endpoints
             .entry(endpoint.to_owned())
             .or_insert_with(|| Arc::new(Breaker::new(settings, None)))
             .clone()
@@ -390,6 +389,31 @@ mod tests {
         assert_eq!(breaker.record(Some(ErrorKind::Status), now + 1), None);
         assert!(matches!(breaker.record(None, now + 2), Some(CircuitChange::Closed(_))));
         assert_eq!(breaker.circuit(now + 2), Circuit::Closed);
+    }
+
+    #[test]
+    fn an_endpoint_gets_a_breaker_at_its_first_failure_that_counts() {
+        let breakers = Breakers::restore([], settings(2));
+        assert_eq!(breakers.record("crm", None, 0), None);
+        assert_eq!(breakers.record("crm", Some(ErrorKind::TenantMismatch), 0), None);
+        assert!(
+            breakers.get("crm").is_none(),
+            "a success or a failure that does not count makes none"
+        );
+        assert_eq!(breakers.record("crm", Some(ErrorKind::Status), 0), None);
+        assert!(breakers.get("crm").is_some());
+        // A reload's settings reach the breakers made before it and after.
+        breakers.set_settings(settings(1));
+        assert!(matches!(
+            breakers.record("crm", Some(ErrorKind::Status), 0),
+            Some(CircuitChange::Opened(_))
+        ));
+        assert!(matches!(
+            breakers.record("billing", Some(ErrorKind::Status), 0),
+            Some(CircuitChange::Opened(_))
+        ));
+        assert_eq!(breakers.circuit("crm", 1), Circuit::Open);
+        assert!(breakers.is_closed("quiet") && breakers.get("quiet").is_none());
     }
 
     #[test]
