@@ -491,8 +491,9 @@ async fn a_delivery_failed_on_one_replica_is_counted_and_retried_from_another() 
 
     // One by its id, from B.
     subscriber.answer_by_default(Reply::status(503));
-    let one = post_events(&http, &a, "one", 1).await;
+    // Counted before the post: its one attempt may arrive before the 202.
     let seen = subscriber.received().len();
+    let one = post_events(&http, &a, "one", 1).await;
     subscriber.wait_for(seen + 1, Duration::from_secs(30)).await;
     subscriber.answer_by_default(Reply::ok());
     let url = format!("{}/v1/deliveries/{}.crm/retry", b.process().admin, one[0]);
