@@ -118,7 +118,13 @@ pub async fn run(
     anyhow::ensure!(exposed.is_empty(), "refusing to serve: {}", exposed.join("; "));
     let inboxes = Arc::new(Inboxes::default());
     let pauses = Arc::new(Pauses::new(store.paused_endpoints()?));
-    let limits = Arc::new(Limits::restore(store.open_circuits()?, settings.delivery.breaker));
+    let open_circuits = store.open_circuits()?;
+    let stats = Arc::new(Stats::default());
+    // A circuit open before the restart shows as open since it last opened.
+    for (endpoint, open) in &open_circuits {
+        stats.circuit_opened(endpoint, open.opened_at_ms);
+    }
+    let limits = Arc::new(Limits::restore(open_circuits, settings.delivery.breaker));
     let health = Arc::new(Health::default());
     let metrics = Arc::new(Metrics::new(settings.telemetry.per_endpoint_metrics));
     store.on_synced_write({
@@ -126,7 +132,6 @@ pub async fn run(
         move |took| metrics.store_write(took)
     });
     let operations = Operations::new(store.clone(), inboxes.clone());
-    let stats = Arc::new(Stats::default());
     let dispatcher = Dispatcher::start(
         &settings,
         dispatch::Parts {

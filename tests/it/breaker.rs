@@ -155,6 +155,11 @@ async fn an_open_circuit_survives_a_restart_and_an_operator_probes_it_at_once() 
         circuit_metric(&sidecar).await,
         "hookd_circuit_open{endpoint=\"down\"} 1"
     );
+    // The stats, empty after the restart, show it open since it opened.
+    let stats_url = format!("{}/v1/endpoints/down/stats", sidecar.admin);
+    let periods = sidecar.http.get(&stats_url).await.json["circuit_open"].clone();
+    assert_eq!(periods.as_array().map(Vec::len), Some(1), "{periods}");
+    assert!(periods[0]["until"].is_null(), "{periods}");
     // Still open: a new delivery is refused without a request.
     let id = sidecar.post_event(r#"{"event":"payment.completed","data":{}}"#).await;
     let refused = crate::support::eventually(PATIENCE, || attempts(&sidecar, &id).pop()).await;
@@ -175,6 +180,8 @@ async fn an_open_circuit_survives_a_restart_and_an_operator_probes_it_at_once() 
     let received = subscriber.wait_for(2, PATIENCE).await;
     assert_eq!(received[1].header("x-webhook-event"), "webhook.test");
     wait_for_circuit(&sidecar, "closed").await;
+    let periods = sidecar.http.get(&stats_url).await.json["circuit_open"].clone();
+    assert!(periods[0]["until"].is_string(), "the period is over: {periods}");
 
     // Closed is kept too.
     let sidecar = sidecar.restart().await;

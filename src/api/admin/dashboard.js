@@ -84,7 +84,8 @@ async function act(method, path, done) {
   refresh();
 }
 
-function quiet(handler) {
+// A button's click in a clickable row: it does not also choose the row.
+function inRow(handler) {
   return (event) => { event.stopPropagation(); handler(); };
 }
 
@@ -98,11 +99,11 @@ function renderEndpoints(page) {
     const last = e.last_attempt ? `${text(e.last_attempt.status_code)} ${e.last_attempt.error_kind || 'ok'} · ${when(e.last_attempt.at)}` : '–';
     const path = `/v1/endpoints/${encodeURIComponent(e.id)}`;
     const actions = el('td', { class: 'actions' },
-      el('button', { 'data-action': 'retry-failed', onclick: quiet(() => act('POST', `${path}/retry-failed`, a => `Retrying ${a.retried} failed deliveries to ${e.id}`)) }, 'Retry all failed'),
+      el('button', { 'data-action': 'retry-failed', onclick: inRow(() => act('POST', `${path}/retry-failed`, a => `Retrying ${a.retried} failed deliveries to ${e.id}`)) }, 'Retry all failed'),
       e.paused
-        ? el('button', { onclick: quiet(() => act('POST', `${path}/resume`, () => `${e.id} resumed`)) }, 'Resume')
-        : el('button', { onclick: quiet(() => act('POST', `${path}/pause`, () => `${e.id} paused`)) }, 'Pause'),
-      el('button', { onclick: quiet(() => act('POST', `${path}/test`, a => `Test event ${a.id} sent to ${e.id}`)) }, 'Send test'));
+        ? el('button', { onclick: inRow(() => act('POST', `${path}/resume`, () => `${e.id} resumed`)) }, 'Resume')
+        : el('button', { onclick: inRow(() => act('POST', `${path}/pause`, () => `${e.id} paused`)) }, 'Pause'),
+      el('button', { onclick: inRow(() => act('POST', `${path}/test`, a => `Test event ${a.id} sent to ${e.id}`)) }, 'Send test'));
     const chosen = view.chosenEndpoint === e.id;
     body.append(el('tr', { class: 'clickable' + (chosen ? ' selected' : ''), 'data-endpoint': e.id, onclick: () => { view.chosenEndpoint = e.id; refresh(); } },
       el('td', {}, el('strong', {}, e.id), el('br'), el('code', {}, e.url)),
@@ -125,7 +126,7 @@ function renderFailed(deliveries) {
   body.replaceChildren();
   if (!deliveries.length) body.append(el('tr', {}, el('td', { colspan: 6, class: 'empty' }, 'No failed deliveries.')));
   for (const d of deliveries) {
-    const retry = el('button', { class: 'primary', 'data-action': 'retry', onclick: quiet(() => act('POST', `/v1/deliveries/${encodeURIComponent(d.id)}/retry`, () => `Retrying ${d.id}`)) }, 'Retry');
+    const retry = el('button', { class: 'primary', 'data-action': 'retry', onclick: inRow(() => act('POST', `/v1/deliveries/${encodeURIComponent(d.id)}/retry`, () => `Retrying ${d.id}`)) }, 'Retry');
     body.append(deliveryRow(d, [el('td', {}, el('code', {}, d.id)), el('td', {}, d.event), el('td', {}, d.endpoint),
       el('td', {}, d.attempt_count), el('td', {}, when(d.updated_at)), el('td', {}, retry)]));
   }
