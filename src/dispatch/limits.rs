@@ -38,26 +38,13 @@ impl Limits {
     }
 
     /// Every endpoint's circuit.
-    pub fn breakers(&self) -> &Breakers {
+    pub fn breakers(&self) -> &Arc<Breakers> {
         &self.breakers
     }
 
-    /// Every endpoint's circuit, to share.
-    pub fn breakers_shared(&self) -> Arc<Breakers> {
-        self.breakers.clone()
-    }
-
     /// The endpoint's limits, with the adaptive limit's upper bound set to
-    /// `max`, its rate limit to `rate_limit`, and every breaker's settings
-    /// to `breaker`.
-    pub(super) fn of(
-        &self,
-        endpoint: &str,
-        max: usize,
-        rate_limit: Option<RateLimit>,
-        breaker: BreakerSettings,
-    ) -> EndpointLimits {
-        self.breakers.set_settings(breaker);
+    /// `max` and its rate limit to `rate_limit`.
+    pub(super) fn of(&self, endpoint: &str, max: usize, rate_limit: Option<RateLimit>) -> EndpointLimits {
         let mut endpoints = self.endpoints.write().unwrap_or_else(PoisonError::into_inner);
         let limits = endpoints.entry(endpoint.to_owned()).or_insert_with(|| EndpointLimits {
             adaptive: AdaptiveLimit::new(max),

@@ -59,7 +59,7 @@ use self::request::Target;
 use self::retry::RetryPolicy;
 use self::stats::Stats;
 use self::worker::Worker;
-use crate::config::{BreakerSettings, DeliverySettings, Endpoint, Settings};
+use crate::config::{DeliverySettings, Endpoint, Settings};
 use crate::metrics::Metrics;
 use crate::operations::Operations;
 use crate::store::Store;
@@ -106,7 +106,6 @@ struct WorkerSpec {
     timeout: Duration,
     endpoint_concurrency: usize,
     retry: Arc<RetryPolicy>,
-    breaker: BreakerSettings,
     client_generation: u64,
 }
 
@@ -193,10 +192,12 @@ impl Dispatcher {
             schedule: delivery.retry_schedule.clone(),
             jitter: delivery.retry_jitter,
         });
+        // Every breaker takes the new settings in place.
+        self.parts.limits.breakers().set_settings(delivery.breaker);
         let shared = Arc::new(SharedContext {
             store: self.parts.store.clone(),
             retry: RetryPolicy::clone(&retry),
-            breakers: self.parts.limits.breakers_shared(),
+            breakers: self.parts.limits.breakers().clone(),
             stats: self.parts.stats.clone(),
             operations: self.parts.operations.clone(),
             metrics: self.parts.metrics.clone(),
@@ -211,7 +212,6 @@ impl Dispatcher {
                     timeout: delivery.timeout,
                     endpoint_concurrency: delivery.endpoint_concurrency,
                     retry: retry.clone(),
-                    breaker: delivery.breaker,
                     client_generation: self.client_generation,
                 };
                 (endpoint.id.as_str(), spec)
@@ -269,12 +269,9 @@ impl Dispatcher {
     fn worker(&self, spec: WorkerSpec, stack: &Arc<EndpointStack>, shared: &Arc<SharedContext>) -> Worker {
         let endpoint = spec.endpoint;
         let parts = &self.parts;
-        let limits = parts.limits.of(
-            &endpoint.id,
-            spec.endpoint_concurrency,
-            endpoint.rate_limit,
-            spec.breaker,
-        );
+        let limits = parts
+            .limits
+            .of(&endpoint.id, spec.endpoint_concurrency, endpoint.rate_limit);
         Worker {
             endpoint: endpoint.id.clone(),
             stack: stack.clone(),

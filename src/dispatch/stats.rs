@@ -282,6 +282,20 @@ impl Slots {
         self.circuit_open.back().is_some_and(|last| last.until_ms.is_none())
     }
 
+    /// Begins an open period at `at_ms`, unless one is under way.
+    fn open_circuit(&mut self, at_ms: u64) {
+        if self.is_open() {
+            return;
+        }
+        if self.circuit_open.len() == MAX_OPEN_PERIODS {
+            self.circuit_open.pop_front();
+        }
+        self.circuit_open.push_back(OpenPeriod {
+            from_ms: at_ms,
+            until_ms: None,
+        });
+    }
+
     fn minute_at(&self, minute: u64) -> Option<Tally> {
         match &self.minute {
             Some(open) if u64::from(open.tally.start_minute) == minute => Some(open.closed()),
@@ -348,34 +362,20 @@ impl Stats {
         let slots = super::per_endpoint::entry_of(&self.endpoints, endpoint);
         let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.roll(at_ms / MINUTE_MS);
-        if !slots.is_open() {
-            if slots.circuit_open.len() == MAX_OPEN_PERIODS {
-                slots.circuit_open.pop_front();
-            }
-            slots.circuit_open.push_back(OpenPeriod {
-                from_ms: at_ms,
-                until_ms: None,
-            });
-        }
+        slots.open_circuit(at_ms);
     }
 
     /// Notes that `endpoint`'s circuit closed at `at_ms`; `opened_at_ms`:
     /// when the period began, for one these figures did not see begin
     /// (it was open before a restart).
     pub fn circuit_closed(&self, endpoint: &str, opened_at_ms: u64, at_ms: u64) {
-        if !self.circuit_is_open(endpoint) {
-            self.circuit_opened(endpoint, opened_at_ms.min(at_ms));
-        }
         let slots = super::per_endpoint::entry_of(&self.endpoints, endpoint);
         let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.roll(at_ms / MINUTE_MS);
+        slots.open_circuit(opened_at_ms.min(at_ms));
         if let Some(last) = slots.circuit_open.back_mut() {
             last.until_ms = Some(at_ms);
         }
-    }
-
-    fn circuit_is_open(&self, endpoint: &str) -> bool {
-        self.kept(endpoint)
-            .is_some_and(|slots| slots.lock().unwrap_or_else(PoisonError::into_inner).is_open())
     }
 
     /// `endpoint`'s open periods that overlap the last `window_minutes` at

@@ -5,11 +5,13 @@
 //! there and see it succeed. The screenshot it takes is
 //! `docs/dashboard.png` when `UPDATE_DASHBOARD_SCREENSHOT=1`.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
 
 use hookd::store::DeliveryStatus;
 
+use crate::support::node;
 use crate::support::receiver::{Receiver, Reply};
 use crate::support::sidecar::Sidecar;
 
@@ -78,19 +80,13 @@ secret = "billing secret"
     } else {
         dir.path().join("dashboard.png")
     };
-    let output = tokio::process::Command::new("node")
-        .arg(root.join("tests/node/dashboard.js"))
-        .args([sidecar.admin.as_str(), id.as_str(), "dashboard-token"])
-        .arg(&screenshot)
-        .output()
-        .await
-        .expect("running node (scripts/test.sh installs it, chromium and playwright-core)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.trim() == "ok",
-        "the browser test failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let args = [sidecar.admin.as_str(), id.as_str(), "dashboard-token"].map(OsStr::new);
+    node::check(
+        "dashboard.js",
+        &[&args[..], &[screenshot.as_os_str()]].concat(),
+        "the browser test",
+    )
+    .await;
     assert!(
         std::fs::metadata(&screenshot).unwrap().len() > 10_000,
         "a real screenshot"

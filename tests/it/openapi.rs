@@ -6,7 +6,6 @@
 //! least once, its common errors included.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,6 +13,7 @@ use hookd::store::DeliveryStatus;
 use http::{Method, StatusCode};
 
 use crate::support::http::Answer;
+use crate::support::node;
 use crate::support::openapi;
 use crate::support::receiver::{Receiver, Reply};
 use crate::support::sidecar::Sidecar;
@@ -42,19 +42,7 @@ async fn the_description_is_served_as_kept_and_is_valid_openapi_3_1() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("openapi.json");
     std::fs::write(&file, served.json.to_string()).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let output = tokio::process::Command::new("node")
-        .arg(root.join("tests/node/openapi.mjs"))
-        .arg(&file)
-        .output()
-        .await
-        .expect("running node (scripts/test.sh installs it and the validator)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.trim() == "ok",
-        "the OpenAPI validator refused the description:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    node::check("openapi.mjs", &[file.as_os_str()], "the OpenAPI validator").await;
 }
 
 /// Calls the APIs of one sidecar and notes which operations it called.

@@ -4,6 +4,7 @@
 pub mod collector;
 pub mod http;
 pub mod nats;
+pub mod node;
 pub mod openapi;
 pub mod process;
 pub mod raw_store;
