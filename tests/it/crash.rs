@@ -153,11 +153,16 @@ async fn a_crash_loop_with_a_flaky_subscriber_loses_nothing() {
     receiver.fail_share(0.3);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("hookd.toml");
-    // Ten quick retries: a delivery fails for good with odds of 0.3^11.
+    // Twenty quick retries: a delivery fails for good with odds of 0.3^21,
+    // 1e-11 (with ten, 0.3^11 over some 15,000 deliveries failed one run
+    // in 40).
     let endpoints = TWO_ENDPOINTS
         .replace("http://127.0.0.1:9/crm", &receiver.url("/crm"))
         .replace("http://127.0.0.1:9/billing", &receiver.url("/billing"));
-    let retries = "[delivery]\nretry_schedule = [\"50ms\", \"100ms\", \"200ms\", \"300ms\", \"300ms\", \"300ms\", \"300ms\", \"300ms\", \"300ms\", \"300ms\"]\n";
+    let retries = format!(
+        "[delivery]\nretry_schedule = [\"50ms\", \"100ms\", \"200ms\"{}]\n",
+        ", \"300ms\"".repeat(17)
+    );
     std::fs::write(
         &config,
         test_config(&dir.path().join("data"), &format!("{retries}{endpoints}")),
@@ -188,22 +193,18 @@ async fn a_crash_loop_with_a_flaky_subscriber_loses_nothing() {
 
     let hookd = HookdProcess::spawn(&config);
     let expected = expected_deliveries(&acknowledged.lock().unwrap());
-    let delivered = crate::support::eventually(Duration::from_secs(180), || {
-        let delivered: BTreeMap<(String, String), usize> = receiver
-            .received()
-            .iter()
-            .filter(|request| request.answered == 200)
-            .fold(BTreeMap::new(), |mut delivered, request| {
-                let key = (request.header("x-webhook-id").to_owned(), request.path.clone());
-                *delivered.entry(key).or_default() += 1;
-                delivered
-            });
-        expected
-            .iter()
-            .all(|key| delivered.contains_key(key))
-            .then_some(delivered)
-    })
-    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let delivered = loop {
+        let delivered = successful_deliveries(&receiver);
+        let missing: Vec<_> = expected.iter().filter(|key| !delivered.contains_key(*key)).collect();
+        if missing.is_empty() {
+            break delivered;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("{}", describe_missing(&http, &hookd.admin, &missing).await);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let requests = receiver.received();
     let refused = requests.iter().filter(|request| request.answered != 200).count();
     let duplicates: usize = delivered.values().map(|count| count - 1).sum();
@@ -216,6 +217,30 @@ async fn a_crash_loop_with_a_flaky_subscriber_loses_nothing() {
     );
     assert!(!expected.is_empty());
     assert!(hookd.terminate().success());
+}
+
+/// How many 200 answers the receiver gave each (event id, path).
+fn successful_deliveries(receiver: &Receiver) -> BTreeMap<(String, String), usize> {
+    receiver
+        .received()
+        .iter()
+        .filter(|request| request.answered == 200)
+        .fold(BTreeMap::new(), |mut delivered, request| {
+            let key = (request.header("x-webhook-id").to_owned(), request.path.clone());
+            *delivered.entry(key).or_default() += 1;
+            delivered
+        })
+}
+
+/// The failure message for deliveries that never arrived: how many, and
+/// what hookd says of the first few, so a failure in CI can be read.
+async fn describe_missing(http: &HttpClient, admin: &str, missing: &[&(String, String)]) -> String {
+    let mut message = format!("{} expected deliveries never arrived within 180s", missing.len());
+    for (id, path) in missing.iter().take(5) {
+        let listing = http.get(&format!("{admin}/v1/deliveries?event_id={id}")).await;
+        message.push_str(&format!("\n{id} to {path}: hookd lists {}", listing.json));
+    }
+    message
 }
 
 /// Posts `retry-failed` for `endpoint` every 100 ms until hookd goes away,
